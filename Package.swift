@@ -1,0 +1,65 @@
+// swift-tools-version:6.1
+//
+// Sextant — an embedded vector database.
+//
+// Targets are split by dependency weight: the core library `Sextant` depends only on a tiny C target
+// (SIMD kernels and CRC32C, selected at run time so no compiler flags are needed) and swift-collections.
+// The CLI adds swift-argument-parser. Nothing in the core depends on the CLI.
+
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),  // SE-0335: make the cost of `any` visible
+    .enableUpcomingFeature("MemberImportVisibility"),  // SE-0444: imports are not leaked between files
+    // .define("SEXTANT_INTERNAL_CHECKS"),     // O(n) invariant checks after every mutation; never in prod
+]
+
+let package = Package(
+    name: "Sextant",
+    products: [
+        .library(name: "Sextant", targets: ["Sextant"]),
+        .executable(name: "sextant", targets: ["SextantCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    ],
+    targets: [
+        // Distance kernels (AVX-512 / AVX2+FMA / scalar, chosen at run time with __builtin_cpu_supports)
+        // and CRC32C (SSE4.2 instruction or a table). No -march flags: the package stays usable as a
+        // dependency. See Docs/Architecture.md, "Kernels".
+        .target(name: "CSextantKernels"),
+        .target(
+            name: "Sextant",
+            dependencies: [
+                "CSextantKernels",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "SextantCLI",
+            dependencies: [
+                "Sextant",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SextantTestSupport",
+            dependencies: ["Sextant"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SextantTests",
+            dependencies: ["Sextant", "SextantTestSupport", "CSextantKernels"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SextantCLITests",
+            dependencies: ["Sextant", "SextantTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,46 @@
+// Sextant — an embedded vector database. Licensed under Apache-2.0.
+
+/// How a ``Database`` behaves. A value type: set the properties you care about and pass it to
+/// ``Database/open(at:configuration:)``.
+public struct Configuration: Sendable {
+    /// When a write is acknowledged relative to reaching stable storage.
+    public enum Durability: Sendable, Equatable {
+        /// Every batch is fsynced before the write returns. Concurrent writers share one fsync (group commit).
+        /// Survives power loss. The default.
+        case synchronous
+        /// Batches are written to the log at once (surviving a process crash) and fsynced in the background
+        /// every `milliseconds`; a power loss may lose the last interval's acknowledged writes.
+        case interval(milliseconds: Int)
+    }
+
+    /// The durability of acknowledged writes. The default is ``Durability/synchronous``.
+    public var durability: Durability = .synchronous
+
+    /// Vector bytes held in the in-memory table before it is frozen and flushed to a segment.
+    /// The default is 64 MiB.
+    public var memtableBytes: Int = 64 << 20
+
+    /// Whether flushes and compactions run by themselves in the background. The default is `true`.
+    /// With `false`, data reaches segments only through ``Collection/flush()`` and ``Collection/compact()``
+    /// (the log keeps everything durable either way).
+    public var backgroundWork: Bool = true
+
+    /// Background compaction merges the smallest segments once a collection has more than this many.
+    /// The default is 8.
+    public var maxSegments: Int = 8
+
+    /// A segment whose deleted fraction exceeds this is rewritten by background compaction. The default is 0.3.
+    public var compactDeletedFraction: Double = 0.3
+
+    /// Verify every segment section's checksum when the database opens, instead of on first use.
+    /// The default is `false` (opening stays O(metadata); sections are still verified before first use).
+    public var verifyChecksumsOnOpen: Bool = false
+
+    /// Threads used by batch search. The default is the number of active processors.
+    public var searchThreads: Int = 0
+
+    /// The file system seam (tests inject faults through it).
+    package var fileIO: any FileIO = PosixFileIO()
+
+    public init() {}
+}

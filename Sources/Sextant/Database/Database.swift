@@ -1,0 +1,287 @@
+// Sextant — an embedded vector database. Licensed under Apache-2.0.
+
+import Dispatch
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Shared state of an open database, owned by ``Database`` and referenced by its collections.
+package final class DatabaseCore: @unchecked Sendable {  // mutable state is in Mutexes
+    package let path: String
+    package let io: any FileIO
+    package let configuration: Configuration
+    private let manifest: Mutex<Manifest>
+
+    init(path: String, io: any FileIO, configuration: Configuration, manifest: Manifest) {
+        self.path = path
+        self.io = io
+        self.configuration = configuration
+        self.manifest = Mutex(manifest)
+    }
+
+    package func collectionDirectory(_ id: UInt64) -> String { path + "/collections/" + hex16(id) }
+
+    package var currentManifest: Manifest { manifest.withLock { $0 } }
+
+    /// Applies `update` to the manifest and publishes the result atomically (new generation file, then
+    /// CURRENT swapped by rename). On failure the in-memory manifest is unchanged.
+    package func publish(_ update: (inout Manifest) throws(SextantError) -> Void) throws(SextantError) {
+        try manifest.withLock { (m) throws(SextantError) in
+            var next = m
+            try update(&next)
+            next.generation = m.generation + 1
+            try Database.writeManifest(next, io: io, at: path)
+            try? io.unlink(path + "/" + Manifest.fileName(m.generation))
+            m = next
+        }
+    }
+}
+
+/// An open Sextant database: a directory of collections.
+///
+/// Only one process may open a database at a time (a `LOCK` file is held with `flock`); a second
+/// gets ``SextantError/Code/locked``. Within the process, a `Database` is safe to share between threads.
+///
+/// ```swift
+/// let db = try Database.open(at: "./sextant-data")
+/// let docs = try db.createCollection("docs", dimension: 384, metric: .cosine)
+/// try docs.upsert(.string("a"), vector: embedding, metadata: ["lang": "en"])
+/// let hits = try docs.search(embedding, limit: 10)
+/// ```
+public final class Database: @unchecked Sendable {  // mutable state is in Mutexes
+    package let core: DatabaseCore
+    private let lockFD: Int32
+    private enum Slot {
+        case open(VectorCollection)
+        case failed(SextantError)
+    }
+    private let slots: Mutex<[String: Slot]>
+    private let closed = Atomic<Bool>(false)
+    private var syncTimer: (any DispatchSourceTimer)?
+
+    public var path: String { core.path }
+
+    /// Opens the database at `path`, creating it if the directory is missing or empty.
+    ///
+    /// Recovery runs here: for each collection the log is replayed after its checkpoint, a torn tail is
+    /// cut, and files no manifest names are removed. A collection whose files are corrupt does not keep
+    /// the others from opening: using it throws the error that names the file and offset.
+    /// - Throws: ``SextantError/Code/locked`` if another process has the database open;
+    ///   ``SextantError/Code/corrupt`` if the manifest is damaged.
+    public static func open(at path: String, configuration: Configuration = Configuration()) throws(SextantError) -> Database {
+        let io = configuration.fileIO
+        let path = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+        if !io.exists(path) {
+            try makeDirectories(io, path)
+        } else if !io.isDirectory(path) {
+            throw SextantError(.invalidArgument, "\(path) exists and is not a directory")
+        }
+        let lockPath = path + "/LOCK"
+        let fd = try io.open(lockPath, flags: O_RDWR | O_CREAT, mode: 0o644)
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let holder = (try? io.readFile(lockPath)).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+            io.close(fd)
+            throw SextantError(.locked, "database \(path) is locked by another process\(holder.isEmpty ? "" : " (pid \(holder))"); only one process may open it at a time")
+        }
+        _ = ftruncate(fd, 0)
+        let pid = Array("\(getpid())\n".utf8)
+        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+
+        do {
+            let manifest = try loadOrCreateManifest(io, path)
+            let core = DatabaseCore(path: path, io: io, configuration: configuration, manifest: manifest)
+            var slots: [String: Slot] = [:]
+            for entry in manifest.collections {
+                do {
+                    slots[entry.name] = .open(try VectorCollection(database: core, entry: entry))
+                } catch {
+                    slots[entry.name] = .failed(SextantError(error.code, "collection '\(entry.name)' could not be opened: \(error.message)", cause: error))
+                }
+            }
+            // Remove collection directories no manifest names (a drop or create cut short by a crash).
+            let named = Set(manifest.collections.map { hex16($0.id) })
+            try io.makeDirectory(path + "/collections")
+            for name in try io.listDirectory(path + "/collections") where !named.contains(name) {
+                try io.removeTree(path + "/collections/" + name)
+            }
+            let db = Database(core: core, lockFD: fd, slots: slots)
+            db.startSyncTimer()
+            return db
+        } catch {
+            io.close(fd)
+            throw error
+        }
+    }
+
+    private init(core: DatabaseCore, lockFD: Int32, slots: [String: Slot]) {
+        self.core = core
+        self.lockFD = lockFD
+        self.slots = Mutex(slots)
+    }
+
+    deinit { close() }
+
+    private func startSyncTimer() {
+        guard case .interval(let ms) = core.configuration.durability else { return }
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
+        timer.schedule(deadline: .now() + .milliseconds(ms), repeating: .milliseconds(max(1, ms)))
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            for c in self.openCollections() { c.syncLog() }
+        }
+        timer.resume()
+        syncTimer = timer
+    }
+
+    private func openCollections() -> [VectorCollection] {
+        slots.withLock { s in s.values.compactMap { if case .open(let c) = $0 { return c } else { return nil } } }
+    }
+
+    /// Makes the logs durable, stops background work and releases the lock. Idempotent.
+    public func close() {
+        if closed.exchange(true, ordering: .acquiringAndReleasing) { return }
+        syncTimer?.cancel()
+        for c in openCollections() { c.close() }
+        flock(lockFD, LOCK_UN)
+        core.io.close(lockFD)
+    }
+
+    // MARK: Collections
+
+    /// Creates an empty collection.
+    ///
+    /// Names are 1–64 characters of letters, digits, `_`, `-` and `.`, starting with a letter or digit.
+    /// - Throws: ``SextantError/Code/invalidName``, ``SextantError/Code/alreadyExists``,
+    ///   ``SextantError/Code/invalidArgument`` for a dimension outside 1…65536.
+    @discardableResult
+    public func createCollection(_ name: String, dimension: Int, metric: Metric = .cosine) throws(SextantError) -> VectorCollection {
+        try checkOpen()
+        try Self.validateName(name)
+        guard (1...65536).contains(dimension) else {
+            throw SextantError(.invalidArgument, "dimension must be between 1 and 65536, not \(dimension)")
+        }
+        // Serialize creates and drops through the manifest lock's publish.
+        if slots.withLock({ $0[name] != nil }) {
+            throw SextantError(.alreadyExists, "collection '\(name)' already exists")
+        }
+        var created: Manifest.CollectionEntry?
+        try core.publish { m throws(SextantError) in
+            guard !m.collections.contains(where: { $0.name == name }) else {
+                throw SextantError(.alreadyExists, "collection '\(name)' already exists")
+            }
+            let entry = Manifest.CollectionEntry(
+                id: m.nextCollectionID, name: name, dimension: dimension, metric: metric,
+                createdAt: Date().timeIntervalSince1970, segments: [], checkpointSeq: 0, firstLiveWALFile: 1,
+                nextSegmentID: 1, nextDeletionGeneration: 1)
+            // The directory exists before the manifest names it; a crash in between leaves an orphan that
+            // the next open removes.
+            try VectorCollection.prepareDirectory(io: core.io, directory: core.collectionDirectory(entry.id))
+            m.nextCollectionID += 1
+            m.collections.append(entry)
+            created = entry
+        }
+        let collection = try VectorCollection(database: core, entry: created!)
+        slots.withLock { $0[name] = .open(collection) }
+        return collection
+    }
+
+    /// Returns an existing collection.
+    /// - Throws: ``SextantError/Code/notFound``, or the error that kept the collection from opening.
+    public func collection(_ name: String) throws(SextantError) -> VectorCollection {
+        try checkOpen()
+        switch slots.withLock({ $0[name] }) {
+        case .open(let c): return c
+        case .failed(let e): throw e
+        case nil:
+            let known = collectionNames()
+            throw SextantError(.notFound, "no collection named '\(name)'" + (known.isEmpty ? " (the database has none)" : " (collections: \(known.joined(separator: ", ")))"))
+        }
+    }
+
+    /// Names of all collections, sorted (including any that failed to open).
+    public func collectionNames() -> [String] {
+        slots.withLock { $0.keys.sorted() }
+    }
+
+    /// Collections that failed to open, with the reason.
+    public func unavailableCollections() -> [String: SextantError] {
+        slots.withLock { s in s.compactMapValues { if case .failed(let e) = $0 { return e } else { return nil } } }
+    }
+
+    /// Deletes a collection and its files.
+    public func dropCollection(_ name: String) throws(SextantError) {
+        try checkOpen()
+        guard let slot = slots.withLock({ $0[name] }) else {
+            throw SextantError(.notFound, "no collection named '\(name)'")
+        }
+        if case .open(let c) = slot { c.close() }
+        var droppedID: UInt64?
+        try core.publish { m throws(SextantError) in
+            droppedID = m.collections.first(where: { $0.name == name })?.id
+            m.collections.removeAll { $0.name == name }
+        }
+        slots.withLock { _ = $0.removeValue(forKey: name) }
+        if let droppedID { try core.io.removeTree(core.collectionDirectory(droppedID)) }
+    }
+
+    private func checkOpen() throws(SextantError) {
+        if closed.load(ordering: .acquiring) { throw SextantError(.closed, "database \(path) is closed") }
+    }
+
+    package static func validateName(_ name: String) throws(SextantError) {
+        let ok = !name.isEmpty && name.utf8.count <= 64
+            && name.utf8.allSatisfy { c in
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F || c == 0x2D || c == 0x2E
+            }
+            && name.utf8.first.map { c in (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) } == true
+        guard ok else {
+            throw SextantError(.invalidName, "invalid collection name '\(name)': use 1–64 letters, digits, '_', '-' or '.', starting with a letter or digit")
+        }
+    }
+
+    // MARK: Files
+
+    private static func makeDirectories(_ io: any FileIO, _ path: String) throws(SextantError) {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if !io.exists(prefix) { try io.makeDirectory(prefix) }
+        }
+    }
+
+    private static func loadOrCreateManifest(_ io: any FileIO, _ path: String) throws(SextantError) -> Manifest {
+        let currentPath = path + "/CURRENT"
+        guard io.exists(currentPath) else {
+            let leftovers = try io.listDirectory(path).filter { $0.hasPrefix("MANIFEST-") && !$0.hasSuffix(".tmp") }
+            if !leftovers.isEmpty {
+                throw SextantError(.corrupt, "\(currentPath) is missing but \(leftovers.joined(separator: ", ")) exist; refusing to guess which state is current")
+            }
+            let fresh = Manifest(generation: 1, nextCollectionID: 1, collections: [])
+            try io.makeDirectory(path + "/collections")
+            try writeManifest(fresh, io: io, at: path)
+            return fresh
+        }
+        let current = String(decoding: try io.readFile(currentPath), as: UTF8.self)
+        let name = current.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard name.hasPrefix("MANIFEST-"), !name.contains("/"), current.hasSuffix("\n") else {
+            throw SextantError(.corrupt, "\(currentPath): does not name a manifest")
+        }
+        let manifestPath = path + "/" + name
+        let manifest = try Manifest.decode(try io.readFile(manifestPath), path: manifestPath)
+        // Leftover manifests from interrupted publishes.
+        for other in try io.listDirectory(path) where other.hasPrefix("MANIFEST-") && other != name {
+            try io.unlink(path + "/" + other)
+        }
+        try? io.unlink(currentPath + ".tmp")
+        return manifest
+    }
+
+    static func writeManifest(_ m: Manifest, io: any FileIO, at path: String) throws(SextantError) {
+        let name = Manifest.fileName(m.generation)
+        try io.writeFileAtomically(path + "/" + name, try m.encoded())
+        try io.writeFileAtomically(path + "/CURRENT", Array((name + "\n").utf8))
+    }
+}

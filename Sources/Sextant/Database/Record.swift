@@ -1,0 +1,70 @@
+// Sextant — an embedded vector database. Licensed under Apache-2.0.
+
+/// A stored item: an id, a Float32 vector, optional JSON metadata and optional document text.
+public struct Record: Sendable, Hashable {
+    public var id: RecordID
+    public var vector: [Float]
+    public var metadata: JSONValue?
+    public var document: String?
+
+    public init(id: RecordID, vector: [Float], metadata: JSONValue? = nil, document: String? = nil) {
+        self.id = id
+        self.vector = vector
+        self.metadata = metadata
+        self.document = document
+    }
+}
+
+/// What to return with each hit or record besides the id.
+public struct Include: OptionSet, Sendable, Hashable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    public static let metadata = Include(rawValue: 1)
+    public static let document = Include(rawValue: 2)
+    public static let vector = Include(rawValue: 4)
+    public static let all: Include = [.metadata, .document, .vector]
+}
+
+/// One search result.
+public struct SearchHit: Sendable, Hashable {
+    public var id: RecordID
+    /// Similarity for cosine and dot (higher is better); distance for euclidean and manhattan (lower is better).
+    public var score: Float
+    public var metadata: JSONValue?
+    public var document: String?
+    public var vector: [Float]?
+}
+
+/// One page of ``Collection/scroll(after:limit:include:)``.
+public struct ScrollPage: Sendable {
+    public var records: [StoredRecord]
+    /// Pass this as `after` to get the next page; nil when there are no more records.
+    public var nextAfter: RecordID?
+}
+
+/// A record as read back, with only the parts that were asked for.
+public struct StoredRecord: Sendable, Hashable {
+    public var id: RecordID
+    public var vector: [Float]?
+    public var metadata: JSONValue?
+    public var document: String?
+}
+
+/// A snapshot of a collection's shape and size.
+public struct CollectionInfo: Sendable, Codable {
+    public struct SegmentInfo: Sendable, Codable {
+        public var id: UInt64
+        public var rows: Int
+        public var liveRows: Int
+        public var bytes: Int
+    }
+    public var name: String
+    public var dimension: Int
+    public var metric: Metric
+    public var count: Int
+    public var segments: [SegmentInfo]
+    /// Rows in the in-memory tables (active + frozen, not yet flushed).
+    public var memtableRows: Int
+    /// Bytes of all the collection's files (segments, deletion files, log).
+    public var bytesOnDisk: Int
+}

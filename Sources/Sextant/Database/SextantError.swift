@@ -1,0 +1,87 @@
+// Sextant — an embedded vector database. Licensed under Apache-2.0.
+
+/// The one error type Sextant throws.
+///
+/// A ``Code`` says what kind of failure it was (match on it with `catch let e as SextantError where e.code == .notFound`
+/// or `catch SextantError.notFound`); ``message`` says what was wrong and where, in words meant for a person.
+/// Messages never contain vector values or metadata payloads.
+public struct SextantError: Error, Sendable, CustomStringConvertible {
+    /// A category of failure. New codes may be added in a minor release: always keep a default branch.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Wrapped: String {
+            case invalidArgument, dimensionMismatch, invalidVector, invalidName, notFound, alreadyExists
+            case corrupt, unsupportedVersion, io, diskFull, locked, closed, readOnly, parse, cancelled
+        }
+        private let wrapped: Wrapped
+        private init(_ wrapped: Wrapped) { self.wrapped = wrapped }
+
+        /// An argument is out of range or inconsistent (bad limit, duplicate id in a batch, …).
+        public static var invalidArgument: Self { Self(.invalidArgument) }
+        /// A vector's length differs from the collection's dimension.
+        public static var dimensionMismatch: Self { Self(.dimensionMismatch) }
+        /// A vector holds NaN or an infinity, is empty, or is all zeros under the cosine metric.
+        public static var invalidVector: Self { Self(.invalidVector) }
+        /// A collection or snapshot name is not allowed.
+        public static var invalidName: Self { Self(.invalidName) }
+        /// A collection, record or file does not exist.
+        public static var notFound: Self { Self(.notFound) }
+        /// A collection with this name already exists.
+        public static var alreadyExists: Self { Self(.alreadyExists) }
+        /// A file failed its checksum or its structure is inconsistent. The message names file and offset.
+        public static var corrupt: Self { Self(.corrupt) }
+        /// A file was written by a newer (or unknown) format version.
+        public static var unsupportedVersion: Self { Self(.unsupportedVersion) }
+        /// The operating system reported an I/O failure.
+        public static var io: Self { Self(.io) }
+        /// The disk is full (ENOSPC / EDQUOT). Nothing of the failed operation was applied.
+        public static var diskFull: Self { Self(.diskFull) }
+        /// Another process holds the database's write lock.
+        public static var locked: Self { Self(.locked) }
+        /// The database or collection was closed or dropped.
+        public static var closed: Self { Self(.closed) }
+        /// The collection refuses writes after an unrecoverable I/O error (e.g. a failed fsync). Reopen it.
+        public static var readOnly: Self { Self(.readOnly) }
+        /// Input text (JSON, JSON Lines, NPY) is malformed. The message names the line or offset.
+        public static var parse: Self { Self(.parse) }
+        /// The operation was cancelled by its caller.
+        public static var cancelled: Self { Self(.cancelled) }
+
+        public var description: String { wrapped.rawValue }
+    }
+
+    public var code: Code
+    public var message: String
+    public var cause: (any Error)?
+    /// Where in Sextant the error was raised (for bug reports).
+    public var location: String
+
+    public init(
+        _ code: Code, _ message: String, cause: (any Error)? = nil,
+        file: String = #fileID, line: Int = #line
+    ) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+        self.location = "\(file):\(line)"
+    }
+
+    public var description: String { message }
+
+
+    public static var invalidArgument: Code { .invalidArgument }
+    public static var dimensionMismatch: Code { .dimensionMismatch }
+    public static var invalidVector: Code { .invalidVector }
+    public static var notFound: Code { .notFound }
+    public static var alreadyExists: Code { .alreadyExists }
+    public static var corrupt: Code { .corrupt }
+    public static var locked: Code { .locked }
+    public static var diskFull: Code { .diskFull }
+    public static var parse: Code { .parse }
+}
+
+extension SextantError.Code {
+    /// Lets callers write `catch SextantError.notFound { … }`.
+    public static func ~= (code: SextantError.Code, error: any Error) -> Bool {
+        (error as? SextantError)?.code == code
+    }
+}

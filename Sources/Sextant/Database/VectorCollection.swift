@@ -1,0 +1,832 @@
+// Sextant — an embedded vector database. Licensed under Apache-2.0.
+
+import Dispatch
+import Foundation
+import Synchronization
+
+/// A sealed segment and its deletion marks.
+package struct SealedSegment: Sendable {
+    package var segment: Segment
+    package var deleted: Bitmap
+    /// The persisted deletion generation (0 = none) and how many marks it holds. Marks are only ever
+    /// added, so `deleted.setCount != persistedMarks` means new marks are not yet in a deletion file.
+    package var generation: UInt64
+    package var persistedMarks: Int
+    package var liveRows: Int { segment.rowCount - deleted.setCount }
+}
+
+/// The immutable picture a query works on: sealed segments with their deletion marks, and the
+/// memtables with the row count and marks at the moment the view was taken.
+package struct ReadView: Sendable {
+    package var segments: [(segment: Segment, deleted: Bitmap)]
+    package var memtables: [(table: Memtable, count: Int, deleted: Bitmap)]
+}
+
+/// A named set of records with a fixed dimension and metric.
+///
+/// Thread-safe: any number of threads may search and read while others write. Writes are serialized
+/// per collection and share fsyncs (group commit); flushes and compactions run in the background.
+public final class VectorCollection: @unchecked Sendable {  // mutable state lives in `state` (a Mutex)
+    public let name: String
+    public let dimension: Int
+    public let metric: Metric
+    package let id: UInt64
+    package let directory: String
+    private let database: DatabaseCore
+    private var io: any FileIO { database.io }
+    private var configuration: Configuration { database.configuration }
+    package var databaseConfiguration: Configuration { database.configuration }
+
+    package struct State {
+        var sealed: [SealedSegment]
+        var active: Memtable
+        var frozen: [Memtable]  // oldest first
+        var wal: WALWriter
+        var nextSeq: UInt64
+        var nextSegmentID: UInt64
+        var nextDeletionGeneration: UInt64
+        var closed = false
+        var optimizerError: SextantError?
+        var optimizerScheduled = false
+    }
+    package let state: Mutex<State>
+    private let commits = CommitQueue<Mutation.Batch, Int>()
+    private let optimizer: DispatchQueue
+    private let optimizerDone = NSCondition()
+    private let memtableCapacity: Int
+    private static let maxFrozen = 2
+
+    // MARK: Opening
+
+    /// Opens (recovers) a collection: maps its segments, loads deletion files, replays the log after the
+    /// checkpoint, cuts a torn tail, removes files the manifest does not name.
+    package init(database: DatabaseCore, entry: Manifest.CollectionEntry) throws(SextantError) {
+        self.database = database
+        self.name = entry.name
+        self.dimension = entry.dimension
+        self.metric = entry.metric
+        self.id = entry.id
+        self.directory = database.collectionDirectory(entry.id)
+        self.optimizer = DispatchQueue(label: "sextant.optimizer.\(entry.name)")
+        let io = database.io
+        let config = database.configuration
+        let capacity = max(256, config.memtableBytes / max(1, entry.dimension * 4))
+        memtableCapacity = capacity
+
+        var sealed: [SealedSegment] = []
+        for s in entry.segments {
+            let path = directory + "/" + SegmentFile.name(s.id)
+            let segment = try Segment(io: io, path: path, expectedID: s.id)
+            guard segment.rowCount == s.rows, segment.dimension == entry.dimension else {
+                throw SextantError(.corrupt, "\(path): holds \(segment.rowCount) rows of dimension \(segment.dimension); the manifest says \(s.rows) of \(entry.dimension)")
+            }
+            if config.verifyChecksumsOnOpen {
+                try segment.verifyAll()
+            } else {
+                // The lookup structures are small and used by every write; check them now.
+                _ = try segment.section(.keys)
+                _ = try segment.section(.keyOrder)
+                _ = try segment.section(.bloom)
+            }
+            var deleted = Bitmap(count: segment.rowCount)
+            if s.deletionGeneration != 0 {
+                let dpath = directory + "/" + SegmentFile.deletionName(s.id, generation: s.deletionGeneration)
+                deleted = try DeletionFile.decode(try io.readFile(dpath), path: dpath, segmentID: s.id, rowCount: segment.rowCount)
+            }
+            sealed.append(SealedSegment(segment: segment, deleted: deleted, generation: s.deletionGeneration, persistedMarks: deleted.setCount))
+        }
+
+        // Replay the log.
+        let walDir = directory + "/wal"
+        try io.makeDirectory(walDir)
+        let walFiles = try io.listDirectory(walDir).compactMap { WALFile.number(fromName: $0) }.sorted()
+        let live = walFiles.filter { $0 >= entry.firstLiveWALFile }
+        var replay = State(
+            sealed: sealed, active: Memtable(dimension: entry.dimension, capacity: capacity), frozen: [],
+            wal: try WALWriter(io: io, directory: walDir, fileNumber: (walFiles.last ?? entry.firstLiveWALFile) + 1),
+            nextSeq: entry.checkpointSeq + 1, nextSegmentID: entry.nextSegmentID,
+            nextDeletionGeneration: entry.nextDeletionGeneration)
+        var previousSeq = entry.checkpointSeq
+        for (i, number) in live.enumerated() {
+            let path = walDir + "/" + WALFile.name(number)
+            let isLast = i == live.count - 1
+            let outcome = try WALReader.replay(io: io, path: path, isLastFile: isLast, previousSeq: previousSeq) {
+                (seq, mutations) throws(SextantError) in
+                guard seq > entry.checkpointSeq else { return }
+                guard seq == replay.nextSeq else {
+                    throw SextantError(.corrupt, "\(path): batch sequence \(seq) follows \(replay.nextSeq - 1): a log file is missing")
+                }
+                let upserts = mutations.reduce(0) { $0 + ($1.kind == .upsert ? 1 : 0) }
+                if replay.active.count + upserts > replay.active.capacity {
+                    // Conservative: this table's batches may share the current file with the next table's.
+                    Self.freeze(&replay, walFileAfterFreeze: number, capacity: max(capacity, upserts))
+                }
+                for m in mutations { _ = Self.apply(&replay, m, seq: seq) }
+                replay.nextSeq = seq + 1
+            }
+            previousSeq = max(previousSeq, outcome.lastSeq)
+            if outcome.tornTail {
+                // A crash artifact: the batch was never acknowledged. Cut it so appends start clean.
+                let fd = try io.open(path, flags: O_WRONLY, mode: 0)
+                defer { io.close(fd) }
+                try io.truncate(fd, to: outcome.validEnd, path: path)
+                try io.fsync(fd, path: path)
+            }
+        }
+        state = Mutex(replay)
+
+        // Remove what no manifest names: temp files, unpublished segments, old deletion generations, old logs.
+        let named = Set(entry.segments.flatMap { s in
+            [SegmentFile.name(s.id)] + (s.deletionGeneration != 0 ? [SegmentFile.deletionName(s.id, generation: s.deletionGeneration)] : [])
+        })
+        for name in try io.listDirectory(directory) where name != "wal" && !named.contains(name) {
+            try io.unlink(directory + "/" + name)
+        }
+        for number in walFiles where number < entry.firstLiveWALFile {
+            try io.unlink(walDir + "/" + WALFile.name(number))
+        }
+        for name in try io.listDirectory(walDir) where WALFile.number(fromName: name) == nil {
+            try io.unlink(walDir + "/" + name)
+        }
+        if state.withLock({ !$0.frozen.isEmpty }) { scheduleOptimizer() }
+    }
+
+    /// Creates the directory and first log file of a new collection (before the manifest names it).
+    package static func prepareDirectory(io: any FileIO, directory: String) throws(SextantError) {
+        try io.makeDirectory(directory)
+        try io.makeDirectory(directory + "/wal")
+        try io.syncDirectory(parentDirectory(of: directory))
+        try io.syncDirectory(directory)
+    }
+
+    // MARK: Writing
+
+    /// Inserts or replaces records (by id). The batch is atomic: after a crash either all of it is
+    /// present or none of it.
+    ///
+    /// Within one batch the same id may appear more than once; the batch applies in order, so the last
+    /// occurrence wins, exactly as with consecutive upserts.
+    /// - Throws: ``SextantError/Code/dimensionMismatch``, ``SextantError/Code/invalidVector`` (NaN, infinity,
+    ///   empty, or a zero vector under cosine), ``SextantError/Code/invalidArgument`` (an empty string id
+    ///   or one over 1024 bytes), ``SextantError/Code/diskFull`` / ``SextantError/Code/io``. On any error
+    ///   nothing of the batch is applied.
+    public func upsert(_ records: [Record]) throws(SextantError) {
+        var mutations: [Mutation] = []
+        mutations.reserveCapacity(records.count)
+        for (i, r) in records.enumerated() {
+            try validate(r.id, vector: r.vector, index: i)
+            var meta: [UInt8] = []
+            if let m = r.metadata { JSONWriter.write(m, into: &meta) }
+            mutations.append(.upsert(r.id, vector: r.vector, metadata: meta, document: r.document))
+        }
+        _ = try commit(.init(mutations: mutations))
+    }
+
+    /// Upserts one record.
+    public func upsert(_ id: RecordID, vector: [Float], metadata: JSONValue? = nil, document: String? = nil) throws(SextantError) {
+        try upsert([Record(id: id, vector: vector, metadata: metadata, document: document)])
+    }
+
+    /// Deletes records by id. Ids that do not exist are not an error.
+    /// - Returns: how many of the ids named a live record.
+    @discardableResult
+    public func delete(_ ids: [RecordID]) throws(SextantError) -> Int {
+        for (i, id) in ids.enumerated() { try validate(id, index: i) }
+        return try commit(.init(mutations: ids.map { .delete($0) }))
+    }
+
+    /// Writes mutations that were validated by the caller (import paths that parse straight into mutations).
+    package func commit(_ batch: Mutation.Batch) throws(SextantError) -> Int {
+        guard !batch.mutations.isEmpty || batch.freeze else { return 0 }
+        return try commits.submit(batch) { group in self.lead(group) }
+    }
+
+    package func validate(_ id: RecordID, index: Int) throws(SextantError) {
+        if case .string(let s) = id {
+            if s.isEmpty { throw SextantError(.invalidArgument, "record \(index): the id is an empty string") }
+            if s.utf8.count > RecordID.maxStringBytes {
+                throw SextantError(.invalidArgument, "record \(index): the id is \(s.utf8.count) bytes long; the limit is \(RecordID.maxStringBytes)")
+            }
+        }
+    }
+
+    package func validate(_ id: RecordID, vector: [Float], index: Int) throws(SextantError) {
+        try validate(id, index: index)
+        guard !vector.isEmpty else { throw SextantError(.invalidVector, "record \(index) (id \(id)): the vector is empty") }
+        guard vector.count == dimension else {
+            throw SextantError(.dimensionMismatch, "record \(index) (id \(id)): the vector has \(vector.count) values; collection '\(name)' has dimension \(dimension)")
+        }
+        var allZero = true
+        for (j, x) in vector.enumerated() {
+            if !x.isFinite { throw SextantError(.invalidVector, "record \(index) (id \(id)): vector[\(j)] is \(x.isNaN ? "NaN" : "infinite")") }
+            if x != 0 { allZero = false }
+        }
+        if allZero && metric == .cosine {
+            throw SextantError(.invalidVector, "record \(index) (id \(id)): a zero vector has no direction, so it cannot be stored under the cosine metric")
+        }
+    }
+
+    /// Runs on the leader's thread with every queued batch.
+    private func lead(_ group: [Mutation.Batch]) -> [Result<Int, SextantError>] {
+        do {
+            let upserts = group.reduce(0) { $0 + $1.mutations.reduce(0) { $0 + ($1.kind == .upsert ? 1 : 0) } }
+            let wantsFreeze = group.contains { $0.freeze }
+            try prepareForAppend(upserts: upserts)
+
+            // One framed record per batch, one write, one fsync.
+            var out = ByteWriter(capacity: 1 << 16)
+            var seq = state.withLock { $0.nextSeq }
+            let firstSeq = seq
+            for b in group where !b.mutations.isEmpty {
+                WALRecord.encodeBatch(b.mutations, seq: seq, into: &out)
+                seq += 1
+            }
+            let wal = state.withLock { $0.wal }
+            if !out.bytes.isEmpty {
+                try wal.append(out.bytes)
+                if configuration.durability == .synchronous { try wal.sync() }
+            }
+            // Durable: apply.
+            let results: [Result<Int, SextantError>] = state.withLock { s in
+                var seq = firstSeq
+                var results: [Result<Int, SextantError>] = []
+                for b in group {
+                    var existed = 0
+                    if !b.mutations.isEmpty {
+                        for m in b.mutations where Self.apply(&s, m, seq: seq) { existed += 1 }
+                        seq += 1
+                    }
+                    results.append(.success(existed))
+                }
+                s.nextSeq = seq
+                return results
+            }
+            if wantsFreeze { try freezeActive() }
+            return results
+        } catch {
+            return group.map { _ in .failure(error) }
+        }
+    }
+
+    /// Makes room in the active memtable (freezing it when the group does not fit) and applies back-pressure
+    /// when flushes fall behind.
+    private func prepareForAppend(upserts: Int) throws(SextantError) {
+        let (closed, needsFreeze, needsBigger) = state.withLock { s in
+            (s.closed, s.active.count > 0 && s.active.count + upserts > s.active.capacity, upserts > s.active.capacity)
+        }
+        if closed { throw SextantError(.closed, "collection '\(name)' is closed") }
+        if needsFreeze {
+            try freezeActive(minimumCapacity: upserts)
+        } else if needsBigger {
+            state.withLock { s in s.active = Memtable(dimension: dimension, capacity: upserts) }
+        }
+        // Back-pressure: do not let unflushed tables pile up without bound.
+        if !configuration.backgroundWork {
+            if state.withLock({ $0.frozen.count }) > Self.maxFrozen {
+                try runOptimizerNow { () throws(SextantError) in try self.flushAllFrozen() }
+            }
+            return
+        }
+        optimizerDone.lock()
+        defer { optimizerDone.unlock() }
+        while true {
+            let (frozen, error) = state.withLock { ($0.frozen.count, $0.optimizerError) }
+            if frozen <= Self.maxFrozen { return }
+            if let error { throw error }
+            optimizerDone.wait(until: Date().addingTimeInterval(0.1))
+        }
+    }
+
+    /// Freezes the active memtable and starts a new log file. Only the commit leader calls this.
+    private func freezeActive(minimumCapacity: Int = 0) throws(SextantError) {
+        let (wal, empty) = state.withLock { ($0.wal, $0.active.count == 0) }
+        if empty { return }
+        let next = try WALWriter(io: io, directory: directory + "/wal", fileNumber: wal.fileNumber + 1)
+        // The frozen table's batches are all in `wal` and older files; make them durable before they are
+        // only recoverable from there (the background syncer only syncs the current file).
+        try wal.sync()
+        state.withLock { s in
+            Self.freeze(&s, walFileAfterFreeze: next.fileNumber, capacity: max(memtableCapacity, minimumCapacity))
+            s.wal = next
+        }
+        scheduleOptimizer()
+    }
+
+    private static func freeze(_ s: inout State, walFileAfterFreeze: UInt64, capacity: Int) {
+        s.active.walFileAfterFreeze = walFileAfterFreeze
+        s.frozen.append(s.active)
+        s.active = Memtable(dimension: s.active.dimension, capacity: capacity)
+    }
+
+    /// Applies one durable mutation to the in-memory state. Returns whether the id named a live record.
+    private static func apply(_ s: inout State, _ m: Mutation, seq: UInt64) -> Bool {
+        let existed = removeLive(&s, m.id, m.key)
+        if m.kind == .upsert {
+            _ = s.active.append(m, seq: seq)
+        } else {
+            s.active.maxSeq = max(s.active.maxSeq, seq)
+        }
+        return existed
+    }
+
+    /// Marks the live row holding `id` deleted, wherever it is. At most one row per id is live.
+    private static func removeLive(_ s: inout State, _ id: RecordID, _ key: [UInt8]) -> Bool {
+        if let row = s.active.index.removeValue(forKey: id) {
+            return s.active.deleted.insert(Int(row))
+        }
+        for table in s.frozen.reversed() {
+            if let row = table.index[id], !table.deleted.contains(Int(row)) {
+                table.deleted.insert(Int(row))
+                return true
+            }
+        }
+        let hash = key.withUnsafeBytes { keyHash($0) }
+        for i in s.sealed.indices.reversed() {
+            // The lookup sections were verified when the segment was opened, so this cannot fail on
+            // checksums; a structural error would be a bug, and is treated as "absent".
+            let row = key.withUnsafeBytes { k in (try? s.sealed[i].segment.find(k, hash: hash)) ?? nil }
+            if let row, !s.sealed[i].deleted.contains(row) {
+                s.sealed[i].deleted.insert(row)
+                return true
+            }
+        }
+        return false
+    }
+
+    // MARK: Reading
+
+    /// Takes a consistent read view (O(number of segments); no data is copied).
+    package func readView() throws(SextantError) -> ReadView {
+        try state.withLock { (s) throws(SextantError) -> ReadView in
+            if s.closed { throw SextantError(.closed, "collection '\(name)' is closed") }
+            return ReadView(
+                segments: s.sealed.map { ($0.segment, $0.deleted) },
+                memtables: ([s.active] + s.frozen.reversed()).map { ($0, $0.count, $0.deleted) })
+        }
+    }
+
+    /// The number of live records.
+    public func count() throws(SextantError) -> Int {
+        try state.withLock { (s) throws(SextantError) -> Int in
+            if s.closed { throw SextantError(.closed, "collection '\(name)' is closed") }
+            return s.sealed.reduce(0) { $0 + $1.liveRows } + s.active.liveCount + s.frozen.reduce(0) { $0 + $1.liveCount }
+        }
+    }
+
+    /// Fetches records by id, in the order asked; ids that do not exist are skipped.
+    public func get(_ ids: [RecordID], include: Include = .all) throws(SextantError) -> [StoredRecord] {
+        var out: [StoredRecord] = []
+        try state.withLock { (s) throws(SextantError) in
+            if s.closed { throw SextantError(.closed, "collection '\(name)' is closed") }
+            for id in ids {
+                let key = id.key
+                if let loc = try Self.locate(s, id, key) {
+                    out.append(try Self.materialize(loc, include: include, dimension: dimension))
+                }
+            }
+        }
+        return out
+    }
+
+    package enum Location {
+        case memtable(Memtable, Int)
+        case segment(Segment, Int)
+    }
+
+    private static func locate(_ s: State, _ id: RecordID, _ key: [UInt8]) throws(SextantError) -> Location? {
+        if let row = s.active.index[id] { return .memtable(s.active, Int(row)) }
+        for table in s.frozen.reversed() {
+            if let row = table.index[id], !table.deleted.contains(Int(row)) { return .memtable(table, Int(row)) }
+        }
+        let hash = key.withUnsafeBytes { keyHash($0) }
+        for sealed in s.sealed.reversed() {
+            let row = try key.withBytes { (k) throws(SextantError) in try sealed.segment.find(k, hash: hash) }
+            if let row, !sealed.deleted.contains(row) { return .segment(sealed.segment, row) }
+        }
+        return nil
+    }
+
+    /// Reads the parts of a row that were asked for. Memtable rows must be read under the state lock.
+    package static func materialize(_ loc: Location, include: Include, dimension: Int) throws(SextantError) -> StoredRecord {
+        switch loc {
+        case .memtable(let t, let row):
+            var r = StoredRecord(id: t.ids[row])
+            if include.contains(.vector) { r.vector = Array(t.vector(row)) }
+            if include.contains(.metadata), !t.metadata[row].isEmpty {
+                r.metadata = try t.metadata[row].withBytes { (b) throws(SextantError) in try JSONParser.parse(b) }
+            }
+            if include.contains(.document) { r.document = t.documents[row] }
+            return r
+        case .segment(let seg, let row):
+            var r = StoredRecord(id: try seg.recordID(row))
+            if include.contains(.vector) {
+                r.vector = Array(UnsafeBufferPointer(start: try seg.vectors() + row * dimension, count: dimension))
+            }
+            if include.contains(.metadata) {
+                let m = try seg.metadata(row)
+                if !m.isEmpty {
+                    do { r.metadata = try JSONParser.parse(m) } catch {
+                        throw SextantError(.corrupt, "\(seg.path): metadata of row \(row) is not valid JSON: \(error.message)")
+                    }
+                }
+            }
+            if include.contains(.document), let d = try seg.document(row) {
+                r.document = String(decoding: d, as: UTF8.self)
+            }
+            return r
+        }
+    }
+
+    /// Reads rows located in a view; memtable rows are read under the state lock.
+    package func materialize(_ locations: [Location], include: Include) throws(SextantError) -> [StoredRecord] {
+        try state.withLock { (_) throws(SextantError) -> [StoredRecord] in
+            var out: [StoredRecord] = []
+            out.reserveCapacity(locations.count)
+            for loc in locations { out.append(try Self.materialize(loc, include: include, dimension: dimension)) }
+            return out
+        }
+    }
+
+    /// Lists live records in id order (integers, then strings), `limit` at a time.
+    ///
+    /// Every record that stays live during a scan is returned exactly once, even while writes, flushes and
+    /// compactions run, because the position is an id rather than a row number.
+    /// - Parameters:
+    ///   - after: the `nextAfter` of the previous page, or nil to start.
+    /// - Complexity: O(segments · (log n + limit)) plus a sort of the memtable's ids.
+    public func scroll(after: RecordID? = nil, limit: Int = 100, include: Include = [.metadata, .document]) throws(SextantError) -> ScrollPage {
+        guard limit > 0 else { throw SextantError(.invalidArgument, "scroll limit must be positive, not \(limit)") }
+        let view = try readView()
+        let afterKey = after?.key
+        var candidates: [(key: [UInt8], loc: Location)] = []
+        for (segment, deleted) in view.segments {
+            var pos = 0
+            if let afterKey {
+                pos = try afterKey.withBytes { (k) throws(SextantError) in try segment.lowerBound(k, inclusive: false) }
+            }
+            var taken = 0
+            while pos < segment.rowCount && taken < limit {
+                let row = try segment.orderedRow(pos)
+                pos += 1
+                if deleted.contains(row) { continue }
+                candidates.append((Array(try segment.key(row)), .segment(segment, row)))
+                taken += 1
+            }
+        }
+        state.withLock { _ in
+            for (table, count, deleted) in view.memtables {
+                var rows: [(key: [UInt8], row: Int)] = []
+                for row in 0..<count where !deleted.contains(row) {
+                    let k = table.keys[row]
+                    if let afterKey, compareKeyArrays(k, afterKey) <= 0 { continue }
+                    rows.append((k, row))
+                }
+                rows.sort { compareKeyArrays($0.key, $1.key) < 0 }
+                for r in rows.prefix(limit) { candidates.append((r.key, .memtable(table, r.row))) }
+            }
+        }
+        candidates.sort { compareKeyArrays($0.key, $1.key) < 0 }
+        let page = Array(candidates.prefix(limit))
+        let records = try materialize(page.map(\.loc), include: include)
+        return ScrollPage(records: records, nextAfter: page.count == limit ? records.last?.id : nil)
+    }
+
+    // MARK: Maintenance
+
+    /// Freezes the in-memory table and writes it to a segment now (normally this happens in the background).
+    public func flush() throws(SextantError) {
+        _ = try commits.submit(.init(mutations: [], freeze: true)) { group in self.lead(group) }
+        try runOptimizerNow { () throws(SextantError) in try self.flushAllFrozen() }
+    }
+
+    /// Flushes, then merges all segments into one without deleted rows, freeing their disk space.
+    public func compact() throws(SextantError) {
+        try flush()
+        try runOptimizerNow { () throws(SextantError) in
+            let (count, anyDeleted) = state.withLock { s in (s.sealed.count, s.sealed.contains { $0.deleted.setCount > 0 }) }
+            if count > 1 || anyDeleted { try self.merge(Array(0..<count)) }
+        }
+    }
+
+    /// Runs `body` on the optimizer queue and waits for it.
+    private func runOptimizerNow(_ body: () throws(SextantError) -> Void) throws(SextantError) {
+        var failure: SextantError?
+        optimizer.sync {
+            do throws(SextantError) { try body() } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    package func scheduleOptimizer() {
+        guard configuration.backgroundWork else { return }
+        let already = state.withLock { s in
+            defer { s.optimizerScheduled = true }
+            return s.optimizerScheduled
+        }
+        if already { return }
+        optimizer.async { [self] in backgroundPass(attempt: 0) }
+    }
+
+    private func backgroundPass(attempt: Int) {
+        state.withLock { $0.optimizerScheduled = false }
+        do {
+            try flushAllFrozen()
+            try backgroundCompaction()
+            state.withLock { $0.optimizerError = nil }
+        } catch {
+            // Typically a full disk. Writers see the error through back-pressure; retry with backoff.
+            let closed = state.withLock { s in
+                s.optimizerError = error
+                return s.closed
+            }
+            if !closed {
+                let delay = min(5.0, 0.1 * Double(1 << min(attempt, 6)))
+                optimizer.asyncAfter(deadline: .now() + delay) { [self] in backgroundPass(attempt: attempt + 1) }
+            }
+        }
+        optimizerDone.lock()
+        optimizerDone.broadcast()
+        optimizerDone.unlock()
+    }
+
+    private func backgroundCompaction() throws(SextantError) {
+        let pick: [Int] = state.withLock { s in
+            if s.closed { return [] }
+            if s.sealed.count > configuration.maxSegments {
+                let k = s.sealed.count - configuration.maxSegments / 2 + 1
+                return s.sealed.indices.sorted { s.sealed[$0].liveRows < s.sealed[$1].liveRows }.prefix(k).sorted()
+            }
+            if let i = s.sealed.indices.first(where: {
+                Double(s.sealed[$0].deleted.setCount) > configuration.compactDeletedFraction * Double(s.sealed[$0].segment.rowCount)
+            }) {
+                return [i]
+            }
+            return []
+        }
+        if !pick.isEmpty { try merge(pick) }
+    }
+
+    /// Flushes every frozen memtable, oldest first. Runs on the optimizer queue.
+    private func flushAllFrozen() throws(SextantError) {
+        while let table = state.withLock({ $0.closed ? nil : $0.frozen.first }) {
+            try flush(table)
+        }
+    }
+
+    private func flush(_ table: Memtable) throws(SextantError) {
+        let (before, segmentID) = state.withLock { s in
+            defer { s.nextSegmentID += 1 }
+            return (table.deleted, s.nextSegmentID)
+        }
+        let rows = (0..<table.count).filter { !before.contains($0) }
+        var newRowOf = [Int32](repeating: -1, count: table.count)
+        for (i, r) in rows.enumerated() { newRowOf[r] = Int32(i) }
+        var created: SealedSegment?
+        if !rows.isEmpty {
+            let path = directory + "/" + SegmentFile.name(segmentID)
+            try SegmentWriter.write(
+                io: io, path: path, segmentID: segmentID, dimension: dimension, metric: metric, maxSeq: table.maxSeq,
+                source: MemtableRows(table: table, rows: rows))
+            let segment = try Segment(io: io, path: path, expectedID: segmentID)
+            _ = try segment.section(.keys)
+            _ = try segment.section(.keyOrder)
+            _ = try segment.section(.bloom)
+            created = SealedSegment(segment: segment, deleted: Bitmap(count: rows.count), generation: 0, persistedMarks: 0)
+        }
+        try publish(
+            removing: [], adding: created, mapMarks: { s, bitmap in
+                // Rows of the table deleted after `before` was taken map into the new segment.
+                let now = table.deleted
+                for w in 0..<now.words.count where now.words[w] != before.words[safe: w] ?? 0 {
+                    var bits = now.words[w] & ~(before.words[safe: w] ?? 0)
+                    while bits != 0 {
+                        let r = w << 6 | bits.trailingZeroBitCount
+                        bits &= bits - 1
+                        if newRowOf[r] >= 0 { bitmap.insert(Int(newRowOf[r])) }
+                    }
+                }
+            },
+            checkpoint: (table.maxSeq, table.walFileAfterFreeze),
+            finish: { s in
+                if let i = s.frozen.firstIndex(where: { $0 === table }) { s.frozen.remove(at: i) }
+            })
+    }
+
+    /// Merges the sealed segments at `indices` into one, dropping deleted rows. Runs on the optimizer queue.
+    private func merge(_ indices: [Int]) throws(SextantError) {
+        let (inputs, segmentID) = state.withLock { s in
+            defer { s.nextSegmentID += 1 }
+            return (indices.map { s.sealed[$0] }, s.nextSegmentID)
+        }
+        var rows: [(segment: Segment, row: Int)] = []
+        var newRowOf: [[Int32]] = []
+        for input in inputs {
+            try input.segment.verifyAll()
+            var map = [Int32](repeating: -1, count: input.segment.rowCount)
+            for r in 0..<input.segment.rowCount where !input.deleted.contains(r) {
+                map[r] = Int32(rows.count)
+                rows.append((input.segment, r))
+            }
+            newRowOf.append(map)
+        }
+        var created: SealedSegment?
+        if !rows.isEmpty {
+            let path = directory + "/" + SegmentFile.name(segmentID)
+            try SegmentWriter.write(
+                io: io, path: path, segmentID: segmentID, dimension: dimension, metric: metric,
+                maxSeq: inputs.map(\.segment.maxSeq).max() ?? 0, source: SegmentRows(rows: rows))
+            let segment = try Segment(io: io, path: path, expectedID: segmentID)
+            _ = try segment.section(.keys)
+            _ = try segment.section(.keyOrder)
+            _ = try segment.section(.bloom)
+            created = SealedSegment(segment: segment, deleted: Bitmap(count: rows.count), generation: 0, persistedMarks: 0)
+        }
+        let ids = Set(inputs.map(\.segment.id))
+        try publish(
+            removing: ids, adding: created,
+            mapMarks: { s, bitmap in
+                for (k, input) in inputs.enumerated() {
+                    guard let now = s.sealed.first(where: { $0.segment.id == input.segment.id })?.deleted else { continue }
+                    if now.setCount == input.deleted.setCount { continue }
+                    now.forEachSet { r in
+                        if !input.deleted.contains(r), newRowOf[k][r] >= 0 { bitmap.insert(Int(newRowOf[k][r])) }
+                    }
+                }
+            },
+            checkpoint: nil, finish: { _ in })
+        // The inputs are no longer named by the manifest: remove them (readers still holding a view keep
+        // their mappings, which outlive the unlink).
+        for input in inputs {
+            try? io.unlink(directory + "/" + SegmentFile.name(input.segment.id))
+            if input.generation != 0 {
+                try? io.unlink(directory + "/" + SegmentFile.deletionName(input.segment.id, generation: input.generation))
+            }
+        }
+    }
+
+    /// Publishes a change of the segment list: persists new deletion marks, swaps the manifest, then
+    /// updates the in-memory state. `mapMarks` translates marks made since the new segment's rows were
+    /// chosen; it runs twice (before writing deletion files, and again under the lock at the swap, to
+    /// catch marks made in between — those are also in the log after the checkpoint, so they need not be
+    /// in the deletion file).
+    private func publish(
+        removing: Set<UInt64>, adding: SealedSegment?,
+        mapMarks: (State, inout Bitmap) -> Void,
+        checkpoint: (seq: UInt64, firstLiveWALFile: UInt64)?,
+        finish: (inout State) -> Void
+    ) throws(SextantError) {
+        // Marks can come from batches only written, not yet fsynced (interval durability). A deletion file
+        // must never be more durable than the batch that made its marks.
+        try state.withLock { $0.wal }.sync()
+
+        // 1. Decide what to persist.
+        var (toPersist, newSegment, firstGen) = state.withLock { s -> ([(Int, Bitmap)], SealedSegment?, UInt64) in
+            var persist: [(Int, Bitmap)] = []
+            for (i, seg) in s.sealed.enumerated() where !removing.contains(seg.segment.id) && seg.deleted.setCount != seg.persistedMarks {
+                persist.append((i, seg.deleted))
+            }
+            var created = adding
+            if created != nil { mapMarks(s, &created!.deleted) }
+            let first = s.nextDeletionGeneration
+            s.nextDeletionGeneration += UInt64(persist.count + 1)
+            return (persist, created, first)
+        }
+        // 2. Write deletion files (new generations).
+        var generations: [UInt64: (UInt64, Int)] = [:]  // segment id → (generation, marks)
+        var gen = firstGen
+        let sealedSnapshot = state.withLock { $0.sealed }
+        for (i, bitmap) in toPersist {
+            let seg = sealedSnapshot[i].segment
+            try io.writeFileAtomically(
+                directory + "/" + SegmentFile.deletionName(seg.id, generation: gen),
+                DeletionFile.encode(bitmap, segmentID: seg.id, rowCount: seg.rowCount))
+            generations[seg.id] = (gen, bitmap.setCount)
+            gen += 1
+        }
+        if var created = newSegment, created.deleted.setCount > 0 {
+            let seg = created.segment
+            try io.writeFileAtomically(
+                directory + "/" + SegmentFile.deletionName(seg.id, generation: gen),
+                DeletionFile.encode(created.deleted, segmentID: seg.id, rowCount: seg.rowCount))
+            created.generation = gen
+            created.persistedMarks = created.deleted.setCount
+            newSegment = created
+        }
+        toPersist.removeAll()
+
+        // 3. Swap the manifest.
+        let segmentEntries: [Manifest.SegmentEntry] = sealedSnapshot.compactMap { s in
+            if removing.contains(s.segment.id) { return nil }
+            let (g, _) = generations[s.segment.id] ?? (s.generation, s.persistedMarks)
+            return Manifest.SegmentEntry(id: s.segment.id, rows: s.segment.rowCount, deletionGeneration: g, bytes: s.segment.fileSize)
+        } + (newSegment.map { [Manifest.SegmentEntry(id: $0.segment.id, rows: $0.segment.rowCount, deletionGeneration: $0.generation, bytes: $0.segment.fileSize)] } ?? [])
+        let (nextSegmentID, nextGeneration) = state.withLock { ($0.nextSegmentID, $0.nextDeletionGeneration) }
+        try database.publish { m throws(SextantError) in
+            guard let i = m.collections.firstIndex(where: { $0.id == id }) else {
+                throw SextantError(.closed, "collection '\(name)' was dropped")
+            }
+            m.collections[i].segments = segmentEntries
+            m.collections[i].nextSegmentID = nextSegmentID
+            m.collections[i].nextDeletionGeneration = nextGeneration
+            if let checkpoint {
+                m.collections[i].checkpointSeq = checkpoint.seq
+                m.collections[i].firstLiveWALFile = checkpoint.firstLiveWALFile
+            }
+        }
+
+        // 4. Swap the in-memory state.
+        var obsoleteDeletionFiles: [String] = []
+        state.withLock { s in
+            for i in s.sealed.indices {
+                if let (g, marks) = generations[s.sealed[i].segment.id] {
+                    if s.sealed[i].generation != 0 {
+                        obsoleteDeletionFiles.append(SegmentFile.deletionName(s.sealed[i].segment.id, generation: s.sealed[i].generation))
+                    }
+                    s.sealed[i].generation = g
+                    s.sealed[i].persistedMarks = marks
+                }
+            }
+            if var created = newSegment {
+                mapMarks(s, &created.deleted)
+                if let first = s.sealed.firstIndex(where: { removing.contains($0.segment.id) }) {
+                    s.sealed.insert(created, at: first)
+                } else {
+                    s.sealed.append(created)
+                }
+            }
+            s.sealed.removeAll { removing.contains($0.segment.id) }
+            finish(&s)
+        }
+        for name in obsoleteDeletionFiles { try? io.unlink(directory + "/" + name) }
+        if let checkpoint {
+            let walDir = directory + "/wal"
+            for name in (try? io.listDirectory(walDir)) ?? [] {
+                if let n = WALFile.number(fromName: name), n < checkpoint.firstLiveWALFile { try? io.unlink(walDir + "/" + name) }
+            }
+        }
+    }
+
+    /// Background fsync for interval durability.
+    package func syncLog() {
+        let wal = state.withLock { $0.closed ? nil : $0.wal }
+        try? wal?.sync()
+    }
+
+    /// Stops background work and makes the log durable. Further calls fail with ``SextantError/Code/closed``.
+    package func close() {
+        let wal = state.withLock { s in
+            s.closed = true
+            return s.wal
+        }
+        optimizer.sync {}
+        try? wal.sync()
+    }
+
+    /// Shape and size: segments, rows, bytes on disk.
+    public func info() throws(SextantError) -> CollectionInfo {
+        let (segments, memRows, count) = try state.withLock { (s) throws(SextantError) in
+            if s.closed { throw SextantError(.closed, "collection '\(name)' is closed") }
+            return (
+                s.sealed.map { CollectionInfo.SegmentInfo(id: $0.segment.id, rows: $0.segment.rowCount, liveRows: $0.liveRows, bytes: $0.segment.fileSize) },
+                s.active.count + s.frozen.reduce(0) { $0 + $1.count },
+                s.sealed.reduce(0) { $0 + $1.liveRows } + s.active.liveCount + s.frozen.reduce(0) { $0 + $1.liveCount })
+        }
+        return CollectionInfo(
+            name: name, dimension: dimension, metric: metric, count: count, segments: segments,
+            memtableRows: memRows, bytesOnDisk: diskUsage(directory))
+    }
+
+    private func diskUsage(_ path: String) -> Int {
+        var total = 0
+        for name in (try? io.listDirectory(path)) ?? [] {
+            let p = path + "/" + name
+            if io.isDirectory(p) {
+                total += diskUsage(p)
+            } else {
+                var st = stat()
+                if stat(p, &st) == 0 { total += Int(st.st_size) }
+            }
+        }
+        return total
+    }
+}
+
+extension Mutation {
+    /// A batch submitted to the commit queue; `freeze` asks the leader to freeze the memtable afterwards.
+    package struct Batch: Sendable {
+        package var mutations: [Mutation]
+        package var freeze = false
+        package init(mutations: [Mutation], freeze: Bool = false) {
+            self.mutations = mutations
+            self.freeze = freeze
+        }
+    }
+}
+
+package func compareKeyArrays(_ a: [UInt8], _ b: [UInt8]) -> Int {
+    a.withUnsafeBytes { x in b.withUnsafeBytes { y in compareKeys(x, y) } }
+}
+
+extension Array {
+    subscript(safe i: Int) -> Element? { i < count ? self[i] : nil }
+}

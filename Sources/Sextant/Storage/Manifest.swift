@@ -1,0 +1,88 @@
+// Sextant — an embedded vector database. Licensed under Apache-2.0.
+
+import Foundation
+
+/// The database's table of contents: collections, their configuration, their live segments and
+/// deletion generations, and how far each collection's WAL has been checkpointed into segments.
+///
+/// ```
+/// MANIFEST-<gen> := magic "SEXTMAN\0" version:u32 length:u32 json[length] crc:u32
+/// CURRENT        := "MANIFEST-<gen>\n"
+/// ```
+/// Published atomically: write `MANIFEST-<gen+1>` (fsync), then replace `CURRENT` by temp + fsync + rename +
+/// fsync of the directory. The JSON is small, so Foundation's coders are fine here.
+package struct Manifest: Codable, Sendable, Equatable {
+    package static let magic: [UInt8] = Array("SEXTMAN\0".utf8)
+    package static let version: UInt32 = 1
+
+    package struct SegmentEntry: Codable, Sendable, Equatable {
+        package var id: UInt64
+        package var rows: Int
+        /// 0 = no deletion file.
+        package var deletionGeneration: UInt64
+        package var bytes: Int
+    }
+
+    package struct CollectionEntry: Codable, Sendable, Equatable {
+        package var id: UInt64
+        package var name: String
+        package var dimension: Int
+        package var metric: Metric
+        package var createdAt: Double
+        package var segments: [SegmentEntry]
+        /// Every WAL batch with seq ≤ this is in the segments.
+        package var checkpointSeq: UInt64
+        /// WAL files numbered below this hold only checkpointed batches and may be deleted.
+        package var firstLiveWALFile: UInt64
+        package var nextSegmentID: UInt64
+        package var nextDeletionGeneration: UInt64
+    }
+
+    package var generation: UInt64 = 0
+    package var nextCollectionID: UInt64 = 1
+    package var collections: [CollectionEntry] = []
+
+    package func encoded() throws(SextantError) -> [UInt8] {
+        let json: Data
+        do {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            json = try enc.encode(self)
+        } catch {
+            throw SextantError(.io, "could not encode the manifest: \(error)")
+        }
+        var w = ByteWriter(capacity: json.count + 20)
+        w.raw(Manifest.magic)
+        w.u32(Manifest.version)
+        w.u32(UInt32(json.count))
+        w.raw(Array(json))
+        w.u32(CRC32C.checksum(w.bytes))
+        return w.bytes
+    }
+
+    package static func decode(_ bytes: [UInt8], path: String) throws(SextantError) -> Manifest {
+        guard bytes.count >= 20, Array(bytes[0..<8]) == magic else {
+            throw SextantError(.corrupt, "\(path): offset 0: not a Sextant manifest")
+        }
+        return try bytes.withBytes { (b) throws(SextantError) -> Manifest in
+            let version = b.u32(at: 8)
+            guard version == Manifest.version else {
+                throw SextantError(.unsupportedVersion, "\(path): manifest version \(version) is not supported (this build reads version \(Manifest.version))")
+            }
+            let length = Int(b.u32(at: 12))
+            guard 16 + length + 4 == b.count else {
+                throw SextantError(.corrupt, "\(path): offset 12: manifest length \(length) does not match the file size \(b.count)")
+            }
+            guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<(16 + length)])) == b.u32(at: 16 + length) else {
+                throw SextantError(.corrupt, "\(path): offset \(16 + length): manifest checksum mismatch")
+            }
+            do {
+                return try JSONDecoder().decode(Manifest.self, from: Data(b[16..<(16 + length)]))
+            } catch {
+                throw SextantError(.corrupt, "\(path): manifest JSON is invalid: \(error)")
+            }
+        }
+    }
+
+    package static func fileName(_ generation: UInt64) -> String { "MANIFEST-" + hex16(generation) }
+}
