@@ -35,3 +35,12 @@ public enum JSONWriter {
         out.append(UInt8(ascii: "[")); for (i, f) in v.enumerated() { if i > 0 { out.append(44) }; out += Array(f.description.utf8) }; out.append(UInt8(ascii: "]"))
     }
 }
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral, ExpressibleByArrayLiteral, ExpressibleByFloatLiteral, ExpressibleByBooleanLiteral {
+    public init(stringLiteral v: String) { self = .string(v) }
+    public init(integerLiteral v: Int64) { self = .int(v) }
+    public init(floatLiteral v: Double) { self = .double(v) }
+    public init(booleanLiteral v: Bool) { self = .bool(v) }
+    public init(nilLiteral: ()) { self = .null }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { var d = OrderedDictionary<String, JSONValue>(); for (k, v) in elements { d[k] = v }; self = .object(d) }
+}
