@@ -293,7 +293,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             let (frozen, error) = state.withLock { ($0.frozen.count, $0.optimizerError) }
             if frozen <= Self.maxFrozen { return }
             if let error { throw error }
-            optimizerDone.wait(until: Date().addingTimeInterval(0.1))
+            _ = optimizerDone.wait(until: Date().addingTimeInterval(0.1))
         }
     }
 

@@ -1,0 +1,132 @@
+// Sextant — an embedded vector database. Licensed under Apache-2.0.
+
+import ArgumentParser
+import Foundation
+import Sextant
+
+struct Create: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create a collection.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Collection name (letters, digits, '_', '-', '.').") var name: String
+    @Option(name: .customLong("dim"), help: "Vector dimension.") var dimension: Int
+    @Option(help: "cosine | dot | euclidean | manhattan") var metric: String = "cosine"
+
+    func run() throws {
+        guard let m = Metric(name: metric) else { fail("unknown metric '\(metric)' (use cosine, dot, euclidean or manhattan)") }
+        try withDatabase(global) { db in
+            try db.createCollection(name, dimension: dimension, metric: m)
+            if global.json {
+                Output.line(#"{"created":"\#(name)","dimension":\#(dimension),"metric":"\#(m)"}"#)
+            } else {
+                Output.line("created collection '\(name)' (dimension \(dimension), \(m))")
+            }
+            Output.flush()
+        }
+    }
+}
+
+struct Collections: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List collections.")
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        try withDatabase(global) { db in
+            let failed = db.unavailableCollections()
+            var rows: [CollectionInfo] = []
+            for name in db.collectionNames() where failed[name] == nil {
+                rows.append(try db.collection(name).info())
+            }
+            if global.json {
+                Output.line(JSONOut.encode(rows.map { ["name": $0.name, "dimension": "\($0.dimension)", "metric": $0.metric.rawValue, "count": "\($0.count)"] }))
+            } else {
+                for r in rows { Output.line("\(r.name)\t\(r.count) records\tdim \(r.dimension)\t\(r.metric)") }
+            }
+            for (name, e) in failed.sorted(by: { $0.key < $1.key }) {
+                FileHandle.standardError.write(Data("warning: \(name): \(e.message)\n".utf8))
+            }
+            Output.flush()
+        }
+    }
+}
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a collection's size and layout (JSON).")
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+
+    func run() throws {
+        try withDatabase(global) { db in
+            Output.line(JSONOut.encode(try db.collection(name).info()))
+            Output.flush()
+        }
+    }
+}
+
+struct Drop: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Delete a collection and its files.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+
+    func run() throws {
+        try withDatabase(global) { db in
+            try db.dropCollection(name)
+            Output.line(global.json ? #"{"dropped":"\#(name)"}"# : "dropped collection '\(name)'")
+            Output.flush()
+        }
+    }
+}
+
+struct Flush: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write the in-memory table of a collection to a segment.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+
+    func run() throws {
+        try withDatabase(global) { db in
+            try db.collection(name).flush()
+            Output.line(global.json ? #"{"flushed":"\#(name)"}"# : "flushed '\(name)'")
+            Output.flush()
+        }
+    }
+}
+
+struct Compact: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Merge a collection's segments and drop deleted rows, freeing disk.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+
+    func run() throws {
+        try withDatabase(global) { db in
+            let c = try db.collection(name)
+            let before = try c.info().bytesOnDisk
+            try c.compact()
+            let after = try c.info()
+            if global.json {
+                Output.line(#"{"compacted":"\#(name)","bytes_before":\#(before),"bytes_after":\#(after.bytesOnDisk),"segments":\#(after.segments.count)}"#)
+            } else {
+                Output.line("compacted '\(name)': \(before) → \(after.bytesOnDisk) bytes on disk, \(after.segments.count) segment(s)")
+            }
+            Output.flush()
+        }
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check every checksum of every file; exit 1 naming the file and offset of any corruption.")
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        let report = Database.verify(at: global.databasePath)
+        if global.json {
+            Output.line(JSONOut.encode(report))
+        } else {
+            for p in report.problems { Output.line("CORRUPT: " + p) }
+            Output.line(report.isClean
+                ? "ok: \(report.filesChecked) files, \(report.bytesChecked) bytes verified"
+                : "\(report.problems.count) problem(s) found")
+        }
+        Output.flush()
+        if !report.isClean { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,218 @@
+// Sextant — an embedded vector database. Licensed under Apache-2.0.
+
+import ArgumentParser
+import Foundation
+import Sextant
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import records from JSON Lines or a NumPy .npy file.",
+        discussion: """
+            JSON Lines: one {"id": …, "vector": […], "metadata": {…}, "document": "…"} per line.
+            NPY: a float32 [n, d] array (float16/float64 are converted); ids from --ids (one per line), else from
+            the "id" of each --records line, else 0…n−1; metadata and documents from --records (JSON Lines in
+            the same order, "vector" absent).
+            After each batch is durable, prints "committed N" (N = records committed so far) and flushes.
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+    @Argument(help: "Input file.") var file: String
+    @Option(help: "jsonl | npy (default: from the file extension).") var format: String?
+    @Option(help: "Ids, one per line (npy).") var ids: String?
+    @Option(help: "Metadata and documents as JSON Lines (npy).") var records: String?
+    @Option(help: "Records per atomic, durable batch.") var batch: Int = 1000
+
+    func run() throws {
+        let fmt = format ?? (file.hasSuffix(".npy") ? "npy" : "jsonl")
+        let source: ImportSource
+        switch fmt {
+        case "jsonl", "json": source = .jsonLines(path: file)
+        case "npy": source = .npy(vectors: file, ids: ids, records: records)
+        default: fail("unknown format '\(fmt)' (use jsonl or npy)")
+        }
+        if fmt != "npy" && (ids != nil || records != nil) { fail("--ids and --records apply to --format npy only") }
+        let total = (try? NPYFile(path: file)).map(\.rows)
+        try withDatabase(global) { db in
+            let c = try db.collection(name)
+            var progress = ProgressLine(total: fmt == "npy" ? total : nil)
+            let start = Date()
+            let n: Int
+            do {
+                n = try c.importRecords(from: source, batchSize: batch) { committed in
+                    Output.line("committed \(committed)")
+                    Output.flush()
+                    progress.update(committed)
+                }
+            } catch let e as SextantError {
+                progress.finish()
+                throw e
+            }
+            progress.update(n, force: true)
+            progress.finish()
+            let secs = Date().timeIntervalSince(start)
+            FileHandle.standardError.write(Data(String(format: "imported %d records in %.2fs (%.0f records/s)\n", n, secs, Double(n) / max(secs, 1e-9)).utf8))
+        }
+    }
+}
+
+struct Upsert: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Insert or replace one record.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+    @Argument var id: String
+    @Option(help: "The vector as a JSON array.") var vector: String
+    @Option(help: "Metadata as JSON.") var metadata: String?
+    @Option(help: "Document text.") var document: String?
+    @Flag(help: "Treat the id as a string even if it is all digits.") var stringId = false
+
+    func run() throws {
+        let v = parseVector(vector)
+        var meta: JSONValue? = nil
+        if let metadata {
+            do { meta = try Array(metadata.utf8).withUnsafeBytes { try JSONParser.parse($0) } } catch {
+                fail("--metadata is not valid JSON: \((error as? SextantError)?.message ?? "\(error)")")
+            }
+        }
+        try withDatabase(global) { db in
+            try db.collection(name).upsert(parseID(id, forceString: stringId), vector: v, metadata: meta, document: document)
+            Output.line(global.json ? #"{"upserted":1}"# : "upserted 1 record")
+            Output.flush()
+        }
+    }
+}
+
+struct Get: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print records by id as JSON Lines (missing ids are reported on stderr).")
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+    @Argument(help: "Ids: digits = integer id, s:TEXT = string id.") var ids: [String]
+    @Flag(help: "Treat every id as a string.") var stringIds = false
+    @Flag(help: "Leave the vectors out.") var noVector = false
+
+    func run() throws {
+        let wanted = ids.map { parseID($0, forceString: stringIds) }
+        try withDatabase(global) { db in
+            let found = try db.collection(name).get(wanted, include: noVector ? [.metadata, .document] : .all)
+            for r in found {
+                var out: [UInt8] = []
+                JSONOut.record(r, into: &out)
+                out.append(10)
+                Output.write(out)
+            }
+            Output.flush()
+            let missing = Set(wanted).subtracting(found.map(\.id))
+            for id in wanted where missing.contains(id) {
+                FileHandle.standardError.write(Data("not found: \(id)\n".utf8))
+            }
+            if !missing.isEmpty { throw ExitCode(1) }
+        }
+    }
+}
+
+struct Delete: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Delete records by id (durable before it returns).")
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+    @Argument var ids: [String]
+    @Flag(help: "Treat every id as a string.") var stringIds = false
+
+    func run() throws {
+        try withDatabase(global) { db in
+            let n = try db.collection(name).delete(ids.map { parseID($0, forceString: stringIds) })
+            Output.line(global.json ? #"{"deleted":\#(n)}"# : "deleted \(n) record(s)")
+            Output.flush()
+        }
+    }
+}
+
+struct Count: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the number of live records.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+
+    func run() throws {
+        try withDatabase(global) { db in
+            let n = try db.collection(name).count()
+            Output.line(global.json ? #"{"count":\#(n)}"# : "\(n)")
+            Output.flush()
+        }
+    }
+}
+
+struct Scroll: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List records in id order, a page at a time.",
+        discussion: """
+            Prints one JSON record per line. When more records follow, the last line is
+            {"next": "TOKEN"}; pass it back with --after TOKEN for the next page.
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+    @Option(help: "Records per page.") var limit: Int = 100
+    @Option(help: "Continuation token from the previous page.") var after: String?
+    @Flag(help: "Include vectors.") var withVector = false
+
+    func run() throws {
+        let afterID = after.map { parseID($0) }
+        try withDatabase(global) { db in
+            let page = try db.collection(name).scroll(after: afterID, limit: limit, include: withVector ? .all : [.metadata, .document])
+            for r in page.records {
+                var out: [UInt8] = []
+                JSONOut.record(r, into: &out)
+                out.append(10)
+                Output.write(out)
+            }
+            if let next = page.nextAfter {
+                var out: [UInt8] = Array(#"{"next":"#.utf8)
+                JSONWriter.write(.string(token(next)), into: &out)
+                out.append(contentsOf: Array("}\n".utf8))
+                Output.write(out)
+            }
+            Output.flush()
+        }
+    }
+}
+
+struct Search: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Nearest-neighbour search; prints {\"query\": i, \"hits\": [{\"id\", \"score\"}, …]} per query.",
+        discussion: "Cosine and dot scores are similarities (higher is better); euclidean and manhattan are distances (lower is better).")
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+    @Option(help: "One query vector as a JSON array.") var vector: String?
+    @Option(help: "Many queries: a float32 [n, d] .npy file (searched on all cores).") var queries: String?
+    @Option(help: "Results per query.") var limit: Int = 10
+    @Flag var withMetadata = false
+    @Flag var withDocument = false
+    @Flag var withVector = false
+
+    func run() throws {
+        guard (vector == nil) != (queries == nil) else { fail("give exactly one of --vector or --queries") }
+        var qs: [[Float]] = []
+        if let vector { qs = [parseVector(vector)] }
+        if let queries {
+            do throws(SextantError) {
+                let npy = try NPYFile(path: queries)
+                qs = (0..<npy.rows).map { npy.row($0) }
+            } catch { fail(error.message) }
+        }
+        var include: Include = []
+        if withMetadata { include.insert(.metadata) }
+        if withDocument { include.insert(.document) }
+        if withVector { include.insert(.vector) }
+        try withDatabase(global) { db in
+            let c = try db.collection(name)
+            let results = qs.count == 1 ? [try c.search(qs[0], limit: limit, include: include)] : try c.search(batch: qs, limit: limit, include: include)
+            for (i, hits) in results.enumerated() {
+                var out: [UInt8] = Array(#"{"query":\#(i),"hits":["#.utf8)
+                for (j, h) in hits.enumerated() {
+                    if j > 0 { out.append(UInt8(ascii: ",")) }
+                    JSONOut.hit(h, into: &out)
+                }
+                out.append(contentsOf: Array("]}\n".utf8))
+                Output.write(out)
+            }
+            Output.flush()
+        }
+    }
+}

@@ -1,0 +1,207 @@
+// Sextant — an embedded vector database. Licensed under Apache-2.0.
+
+import ArgumentParser
+import Foundation
+import Sextant
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct SextantCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sextant",
+        abstract: "An embedded vector database: durable collections, exact search, import and verification.",
+        discussion: """
+            The database is a directory: --db PATH, else $SEXTANT_DB, else ./sextant-data.
+            Errors go to stderr with a non-zero exit status; --json switches output to machine-readable JSON.
+            """,
+        version: "0.1.0",
+        subcommands: [
+            Demo.self, Create.self, Collections.self, Info.self, Drop.self, Import.self, Upsert.self, Get.self,
+            Delete.self, Count.self, Scroll.self, Search.self, Flush.self, Compact.self, Verify.self,
+        ]
+    )
+}
+
+/// Options every subcommand takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "Database directory (default: $SEXTANT_DB or ./sextant-data).")
+    var db: String?
+
+    @Flag(name: .long, help: "Machine-readable JSON output.")
+    var json = false
+
+    var databasePath: String {
+        db ?? ProcessInfo.processInfo.environment["SEXTANT_DB"].flatMap { $0.isEmpty ? nil : $0 } ?? "./sextant-data"
+    }
+}
+
+/// Runs `body` with the opened database; turns Sextant errors into "error: …" on stderr and exit status 1.
+func withDatabase<T>(_ options: GlobalOptions, _ body: (Database) throws -> T) throws -> T {
+    do {
+        var config = Configuration()
+        // Tuning knob (and crash tests use it to force frequent flushes).
+        if let bytes = ProcessInfo.processInfo.environment["SEXTANT_MEMTABLE_BYTES"].flatMap(Int.init), bytes > 0 {
+            config.memtableBytes = bytes
+        }
+        let db = try Database.open(at: options.databasePath, configuration: config)
+        defer { db.close() }
+        return try body(db)
+    } catch let error as SextantError {
+        fail(error.message)
+    }
+}
+
+func fail(_ message: String) -> Never {
+    Output.flush()
+    FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
+    exit(1)
+}
+
+/// Buffered stdout writer (print() is slow for bulk JSON Lines).
+enum Output {
+    nonisolated(unsafe) static var buffer: [UInt8] = []
+
+    static func write(_ bytes: [UInt8]) {
+        buffer.append(contentsOf: bytes)
+        if buffer.count > 1 << 16 { flush() }
+    }
+
+    static func line(_ s: String) {
+        buffer.append(contentsOf: s.utf8)
+        buffer.append(10)
+        if buffer.count > 1 << 16 { flush() }
+    }
+
+    static func flush() {
+        guard !buffer.isEmpty else { return }
+        buffer.withUnsafeBytes { b in
+            var done = 0
+            while done < b.count {
+                let n = Glibc.write(1, b.baseAddress! + done, b.count - done)
+                if n <= 0 { if n < 0 && errno == EINTR { continue }; break }
+                done += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// JSON encoding of ids, records and hits for output.
+enum JSONOut {
+    static func id(_ id: RecordID, into out: inout [UInt8]) {
+        switch id {
+        case .int(let v): out.append(contentsOf: String(v).utf8)
+        case .string(let s): JSONWriter.write(.string(s), into: &out)
+        }
+    }
+
+    static func record(_ r: StoredRecord, into out: inout [UInt8]) {
+        out.append(contentsOf: Array(#"{"id":"#.utf8))
+        id(r.id, into: &out)
+        if let v = r.vector {
+            out.append(contentsOf: Array(#","vector":"#.utf8))
+            v.withUnsafeBufferPointer { JSONWriter.writeFloats($0, into: &out) }
+        }
+        if let m = r.metadata {
+            out.append(contentsOf: Array(#","metadata":"#.utf8))
+            JSONWriter.write(m, into: &out)
+        }
+        if let d = r.document {
+            out.append(contentsOf: Array(#","document":"#.utf8))
+            JSONWriter.write(.string(d), into: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    static func hit(_ h: SearchHit, into out: inout [UInt8]) {
+        out.append(contentsOf: Array(#"{"id":"#.utf8))
+        id(h.id, into: &out)
+        out.append(contentsOf: Array(#","score":"#.utf8))
+        out.append(contentsOf: h.score.description.utf8)
+        if let m = h.metadata {
+            out.append(contentsOf: Array(#","metadata":"#.utf8))
+            JSONWriter.write(m, into: &out)
+        }
+        if let d = h.document {
+            out.append(contentsOf: Array(#","document":"#.utf8))
+            JSONWriter.write(.string(d), into: &out)
+        }
+        if let v = h.vector {
+            out.append(contentsOf: Array(#","vector":"#.utf8))
+            v.withUnsafeBufferPointer { JSONWriter.writeFloats($0, into: &out) }
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    static func encode<T: Encodable>(_ value: T) -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? enc.encode(value)) ?? Data("null".utf8), as: UTF8.self)
+    }
+}
+
+/// Parses an id argument: digits → integer id, `s:TEXT` → string id, `i:N` → integer id, else string.
+func parseID(_ text: String, forceString: Bool = false) -> RecordID {
+    if forceString { return .string(text) }
+    if text.hasPrefix("s:") { return .string(String(text.dropFirst(2))) }
+    if text.hasPrefix("i:"), let v = UInt64(text.dropFirst(2)) { return .int(v) }
+    return RecordID(parsing: text)
+}
+
+/// A scroll continuation token: `i:N` or `s:TEXT`.
+func token(_ id: RecordID) -> String {
+    switch id {
+    case .int(let v): return "i:\(v)"
+    case .string(let s): return "s:" + s
+    }
+}
+
+/// Parses a vector argument such as `[0.1, 0.2]`.
+func parseVector(_ text: String) -> [Float] {
+    let parsed: JSONValue
+    do { parsed = try Array(text.utf8).withUnsafeBytes { try JSONParser.parse($0) } } catch {
+        fail("--vector is not valid JSON: \((error as? SextantError)?.message ?? "\(error)")")
+    }
+    guard case .array(let items) = parsed else { fail("--vector must be a JSON array of numbers") }
+    return items.enumerated().map { i, v in
+        switch v {
+        case .int(let x): return Float(x)
+        case .double(let x): return Float(x)
+        default: fail("--vector[\(i)] is not a number")
+        }
+    }
+}
+
+/// A progress line on stderr when it is a terminal: count, rate, ETA.
+struct ProgressLine {
+    let total: Int?
+    let start = Date()
+    let enabled = isatty(2) != 0
+    var last = Date.distantPast
+
+    mutating func update(_ done: Int, force: Bool = false) {
+        guard enabled else { return }
+        let now = Date()
+        guard force || now.timeIntervalSince(last) > 0.2 else { return }
+        last = now
+        let elapsed = max(1e-6, now.timeIntervalSince(start))
+        let rate = Double(done) / elapsed
+        var text = "\r\(done)"
+        if let total, total > 0 {
+            let frac = min(1, Double(done) / Double(total))
+            let width = 30
+            let filled = Int(frac * Double(width))
+            text += "/\(total) [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "]"
+            if rate > 0 { text += String(format: " ETA %.0fs", Double(total - done) / rate) }
+        }
+        text += String(format: " %.0f records/s  ", rate)
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    func finish() {
+        if enabled { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

@@ -1,0 +1,104 @@
+// Sextant — an embedded vector database. Licensed under Apache-2.0.
+
+import Foundation
+import Sextant
+import SextantTestSupport
+import Testing
+
+@Suite struct CLITourTests {
+    @Test func tourOfTheCommands() throws {
+        let dir = TemporaryDirectory("sextant-cli")
+        defer { dir.cleanup() }
+        let cli = CLIRunner(database: dir.sub("db"))
+        let vectors = try writeJSONLines(dir.sub("in.jsonl"), count: 250, dimension: 8, seed: 5)
+
+        var r = try cli.run(["create", "docs", "--dim", "8", "--metric", "euclidean"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try cli.run(["import", "docs", dir.sub("in.jsonl"), "--batch", "100"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.lines == ["committed 100", "committed 200", "committed 250"])
+        #expect(try cli.run(["count", "docs"]).stdout == "250\n")
+
+        r = try cli.run(["get", "docs", "7", "9999"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("not found: 9999"))
+        #expect(r.stdout.contains(#""id":7"#) && r.stdout.contains(#""document":"doc 7""#) && r.stdout.contains(#""tag":"t0""#))
+
+        let q = "[" + vectors[42].map { "\($0)" }.joined(separator: ",") + "]"
+        r = try cli.run(["search", "docs", "--vector", q, "--limit", "3", "--with-metadata"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix(#"{"query":0,"hits":[{"id":42,"score":0.0,"metadata":{"n":42"#))
+
+        r = try cli.run(["delete", "docs", "42", "43"])
+        #expect(r.stdout == "deleted 2 record(s)\n")
+        #expect(try cli.run(["count", "docs"]).stdout == "248\n")
+
+        // Scroll every page.
+        var seen: [String] = []
+        var after: String? = nil
+        repeat {
+            r = try cli.run(["scroll", "docs", "--limit", "60"] + (after.map { ["--after", $0] } ?? []))
+            #expect(r.status == 0)
+            after = nil
+            for line in r.lines {
+                if line.hasPrefix(#"{"next":"#) {
+                    after = String(line.dropFirst(9).dropLast(2))
+                } else {
+                    seen.append(String(line.split(separator: ",")[0]))
+                }
+            }
+        } while after != nil
+        #expect(seen.count == 248)
+        #expect(Set(seen).count == 248)
+
+        r = try cli.run(["info", "docs"])
+        #expect(r.stdout.contains(#""count":248"#) && r.stdout.contains(#""dimension":8"#) && r.stdout.contains(#""metric":"euclidean""#))
+        #expect(try cli.run(["compact", "docs"]).status == 0)
+        #expect(try cli.run(["verify"]).status == 0)
+        #expect(try cli.run(["collections"]).stdout.hasPrefix("docs\t248 records"))
+        #expect(try cli.run(["drop", "docs"]).status == 0)
+        #expect(try cli.run(["collections"]).stdout == "")
+    }
+
+    @Test func badInputGetsAClearErrorAndLosesNothing() throws {
+        let dir = TemporaryDirectory("sextant-cli")
+        defer { dir.cleanup() }
+        let cli = CLIRunner(database: dir.sub("db"))
+        #expect(try cli.run(["create", "c", "--dim", "3"]).status == 0)
+
+        var r = try cli.run(["create", "bad name!", "--dim", "3"])
+        #expect(r.status == 1 && r.stderr.contains("invalid collection name"))
+        r = try cli.run(["count", "nope"])
+        #expect(r.status == 1 && r.stderr.contains("no collection named 'nope'"))
+        r = try cli.run(["search", "c", "--vector", "[1,2]"])
+        #expect(r.status == 1 && r.stderr.contains("dimension 3"))
+
+        // Batch 1 is fine, batch 2 holds a malformed line: batch 1 stays, nothing of batch 2 is applied.
+        let good = (0..<4).map { #"{"id":\#($0),"vector":[1,2,\#($0 + 1)]}"# }
+        let lines = good + [#"{"id":4,"vector":[1,2,3]}"#, #"{"id":5,"vector":[1,2,"#, #"{"id":6,"vector":[1,2,3]}"#]
+        try lines.joined(separator: "\n").write(toFile: dir.sub("bad.jsonl"), atomically: true, encoding: .utf8)
+        r = try cli.run(["import", "c", dir.sub("bad.jsonl"), "--batch", "4"])
+        #expect(r.status == 1)
+        #expect(r.lines == ["committed 4"])
+        #expect(r.stderr.contains("line 6"), "\(r.stderr)")
+        #expect(try cli.run(["count", "c"]).stdout == "4\n")
+
+        try #"{"id":9,"vector":[1,NaN,3]}"#.write(toFile: dir.sub("nan.jsonl"), atomically: true, encoding: .utf8)
+        r = try cli.run(["import", "c", dir.sub("nan.jsonl")])
+        #expect(r.status == 1 && r.stderr.contains("line 1"))
+        try #"{"id":9,"vector":[1,3]}"#.write(toFile: dir.sub("dim.jsonl"), atomically: true, encoding: .utf8)
+        r = try cli.run(["import", "c", dir.sub("dim.jsonl")])
+        #expect(r.status == 1 && r.stderr.contains("line 1") && r.stderr.contains("dimension 3"), "\(r.stderr)")
+        try #"{"id":9,"vector":[]}"#.write(toFile: dir.sub("empty.jsonl"), atomically: true, encoding: .utf8)
+        r = try cli.run(["import", "c", dir.sub("empty.jsonl")])
+        #expect(r.status == 1 && r.stderr.contains("empty"), "\(r.stderr)")
+        #expect(try cli.run(["count", "c"]).stdout == "4\n")
+
+        // A second process gets a clear "locked" error while this one holds the database.
+        let db = try Database.open(at: dir.sub("db"))
+        r = try cli.run(["count", "c"])
+        #expect(r.status == 1 && r.stderr.contains("locked"), "\(r.stderr)")
+        db.close()
+        #expect(try cli.run(["count", "c"]).status == 0)
+    }
+}
