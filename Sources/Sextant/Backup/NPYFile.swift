@@ -90,6 +90,17 @@ public final class NPYFile: @unchecked Sendable {  // immutable after init
 
     deinit { io.unmap(map) }
 
+    /// Tells the kernel the rows before `row` will not be read again, so a sequential import of a file
+    /// larger than memory does not keep it all resident (mapped file pages count toward RSS).
+    public func releaseRows(before row: Int) {
+        let elementSize = elementType == .float32 ? 4 : elementType == .float16 ? 2 : 8
+        let end = dataOffset + row * columns * elementSize
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let length = end / page * page
+        guard length > 0, let base = map.baseAddress else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base), length, MADV_DONTNEED)
+    }
+
     /// Row `i` as Float32 (converted from float16/float64 when needed).
     public func row(_ i: Int) -> [Float] {
         let base = map.baseAddress! + dataOffset

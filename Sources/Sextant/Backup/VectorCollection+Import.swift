@@ -110,6 +110,7 @@ extension VectorCollection {
             if batch.count == batchSize {
                 if !queue.put(.success(batch)) { return false }
                 batch.removeAll(keepingCapacity: true)
+                npy.releaseRows(before: row)
             }
             return true
         }

@@ -217,7 +217,7 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
         guard let slot = slots.withLock({ $0[name] }) else {
             throw SextantError(.notFound, "no collection named '\(name)'")
         }
-        if case .open(let c) = slot { c.close() }
+        if case .open(let c) = slot { c.close(flushLargeLog: false) }
         var droppedID: UInt64?
         try core.publish { m throws(SextantError) in
             droppedID = m.collections.first(where: { $0.name == name })?.id

@@ -773,7 +773,14 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     }
 
     /// Stops background work and makes the log durable. Further calls fail with ``SextantError/Code/closed``.
-    package func close() {
+    ///
+    /// With `flushLargeLog`, a log holding more than ``Self/flushOnCloseBytes`` of unflushed batches is
+    /// flushed to a segment first, so the next open does not have to replay it (open stays O(metadata)).
+    package func close(flushLargeLog: Bool = true) {
+        if flushLargeLog {
+            let (closed, walBytes, frozen) = state.withLock { ($0.closed, $0.wal.size, $0.frozen.count) }
+            if !closed && (walBytes > Self.flushOnCloseBytes || frozen > 0) { try? flush() }
+        }
         let wal = state.withLock { s in
             s.closed = true
             return s.wal
@@ -781,6 +788,9 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         optimizer.sync {}
         try? wal.sync()
     }
+
+    /// Unflushed log bytes above which `close` flushes. 4 MiB replays in a few milliseconds.
+    package static let flushOnCloseBytes: Int64 = 4 << 20
 
     /// Shape and size: segments, rows, bytes on disk.
     public func info() throws(SextantError) -> CollectionInfo {

@@ -295,7 +295,8 @@ extension JSONScanner {
                 pos += 1
                 if b == ASCII.closeBrace { break }
                 if b != ASCII.comma {
-                    throw error("expected ',' or '}' after an object member but found \(describe(at: pos - 1))", at: pos - 1)
+                    throw error(
+                        "expected ',' or '}' after an object member but found \(describe(at: pos - 1))", at: pos - 1)
                 }
                 skipWhitespace()
             }
@@ -325,7 +326,8 @@ extension JSONScanner {
             return known
         }
         throw error(
-            "unknown key \(quotedForMessage(key)) (a record line has only \"id\", \"vector\", \"metadata\" and \"document\")",
+            "unknown key \(quotedForMessage(key)) "
+                + "(a record line has only \"id\", \"vector\", \"metadata\" and \"document\")",
             at: keyStart)
     }
 
@@ -417,7 +419,9 @@ extension JSONScanner {
                     pos += 1
                     if c == ASCII.closeBracket { break }
                     if c != ASCII.comma {
-                        throw error("expected ',' or ']' after vector[\(count - 1)] but found \(describe(at: pos - 1))", at: pos - 1)
+                        throw error(
+                            "expected ',' or ']' after vector[\(count - 1)] but found \(describe(at: pos - 1))",
+                            at: pos - 1)
                     }
                     skipWhitespace()
                 }

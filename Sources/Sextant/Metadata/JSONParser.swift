@@ -298,7 +298,9 @@ struct JSONScanner {
     }
 
     /// Continues `scanString` after the first backslash, validating escapes.
-    mutating func scanEscapedString(start: Int, from first: Int) throws(SextantError) -> (start: Int, end: Int, escaped: Bool) {
+    mutating func scanEscapedString(
+        start: Int, from first: Int
+    ) throws(SextantError) -> (start: Int, end: Int, escaped: Bool) {
         var i = first
         while i < end {
             let b = bytes[i]
@@ -339,16 +341,21 @@ struct JSONScanner {
     func decodeUnicodeEscape(at i: Int) throws(SextantError) -> (Unicode.Scalar, Int) {
         let unit = try hex4(at: i)
         if unit >= 0xDC00 && unit <= 0xDFFF {
-            throw error("lone low surrogate \\u\(hex4String(unit)) in string (it must follow a \\uD800–\\uDBFF escape)", at: i)
+            throw error(
+                "lone low surrogate \\u\(hex4String(unit)) in string (it must follow a \\uD800–\\uDBFF escape)", at: i)
         }
         if unit >= 0xD800 && unit <= 0xDBFF {
             let j = i + 6
             guard j + 1 < end, bytes[j] == ASCII.backslash, bytes[j + 1] == UInt8(ascii: "u") else {
-                throw error("lone high surrogate \\u\(hex4String(unit)) in string (it must be followed by a \\uDC00–\\uDFFF escape)", at: i)
+                throw error(
+                    "lone high surrogate \\u\(hex4String(unit)) in string "
+                        + "(it must be followed by a \\uDC00–\\uDFFF escape)", at: i)
             }
             let low = try hex4(at: j)
             guard low >= 0xDC00 && low <= 0xDFFF else {
-                throw error("high surrogate \\u\(hex4String(unit)) is followed by \\u\(hex4String(low)), not by a \\uDC00–\\uDFFF low surrogate", at: i)
+                throw error(
+                    "high surrogate \\u\(hex4String(unit)) is followed by \\u\(hex4String(low)), "
+                        + "not by a \\uDC00–\\uDFFF low surrogate", at: i)
             }
             let value = 0x10000 + ((UInt32(unit) - 0xD800) << 10) + (UInt32(low) - 0xDC00)
             // Always valid: 0x10000...0x10FFFF.
