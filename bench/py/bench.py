@@ -135,7 +135,7 @@ def npy_shape(path):
 def fresh_db(path, ds):
     if os.path.exists(path):
         shutil.rmtree(path)
-    run([SEXTANT, "create", "bench", "--db", path, "--dim", str(ds["dim"]), "--metric", ds["metric"]], record=False)
+    run([SEXTANT, "create", "bench", "--db", path, "--dim", str(ds["dim"]), "--metric", ds["metric"]])
 
 
 def import_once(path, ds, kind):
