@@ -52,7 +52,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SextantTests",
-            dependencies: ["Sextant", "SextantTestSupport", "CSextantKernels"],
+            dependencies: [
+                "Sextant", "SextantTestSupport", "CSextantKernels",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -117,3 +117,41 @@ import Testing
         db.close()
     }
 }
+
+@Suite struct AsyncImportTests {
+    @Test func cancellingAnImportKeepsCommittedBatchesOnly() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let vectors = randomVectors(5000, dimension: 8, seed: 21)
+        try writeNPY(dir.sub("v.npy"), vectors)
+        let db = try Database.open(at: dir.sub("db"))
+        let c = try db.createCollection("c", dimension: 8, metric: .dot)
+        let committed = Counter()
+        let task = Task {
+            try await c.importRecords(from: .npy(vectors: dir.sub("v.npy"), ids: nil, records: nil), batchSize: 100) { n in
+                committed.set(n)
+                if n >= 1000 { withUnsafeCurrentTask { $0?.cancel() } }
+            }
+        }
+        // Cancel from outside as well, in case the callback runs off the task.
+        while committed.value < 1000 { try await Task.sleep(nanoseconds: 1_000_000) }
+        task.cancel()
+        do {
+            _ = try await task.value
+            Issue.record("expected cancellation")
+        } catch let e as SextantError {
+            #expect(e.code == .cancelled)
+        }
+        let n = try c.count()
+        #expect(n % 100 == 0 && n >= 1000 && n < 5000)
+        #expect(n == committed.value)
+        db.close()
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+    func set(_ v: Int) { lock.lock(); n = v; lock.unlock() }
+}
