@@ -103,7 +103,8 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         let live = walFiles.filter { $0 >= entry.firstLiveWALFile }
         var replay = State(
             sealed: sealed, active: Memtable(dimension: entry.dimension, capacity: capacity), frozen: [],
-            wal: try WALWriter(io: io, directory: walDir, fileNumber: (walFiles.last ?? entry.firstLiveWALFile) + 1),
+            // Never below firstLiveWALFile: recovery ignores files numbered below it.
+            wal: try WALWriter(io: io, directory: walDir, fileNumber: max((walFiles.last ?? 0) + 1, entry.firstLiveWALFile)),
             nextSeq: entry.checkpointSeq + 1, nextSegmentID: entry.nextSegmentID,
             nextDeletionGeneration: entry.nextDeletionGeneration)
         var previousSeq = entry.checkpointSeq

@@ -117,10 +117,6 @@ package final class Segment: @unchecked Sendable {  // immutable after init, exc
         self.map = map
         self.fileSize = size
         ok = true
-        // Vectors are scanned front to back; ask for read-ahead.
-        if let v = sections[.vectors], v.length > 0 {
-            _ = madvise(UnsafeMutableRawPointer(mutating: map.baseAddress!), size, MADV_WILLNEED)
-        }
     }
 
     deinit { io.unmap(map) }
