@@ -93,12 +93,7 @@ struct Get: ParsableCommand {
         let wanted = ids.map { parseID($0, forceString: stringIds) }
         try withDatabase(global) { db in
             let found = try db.collection(name).get(wanted, include: noVector ? [.metadata, .document] : .all)
-            for r in found {
-                var out: [UInt8] = []
-                JSONOut.record(r, into: &out)
-                out.append(10)
-                Output.write(out)
-            }
+            JSONOut.writeRecords(found)
             Output.flush()
             let missing = Set(wanted).subtracting(found.map(\.id))
             for id in wanted where missing.contains(id) {
@@ -156,12 +151,7 @@ struct Scroll: ParsableCommand {
         let afterID = after.map { parseID($0) }
         try withDatabase(global) { db in
             let page = try db.collection(name).scroll(after: afterID, limit: limit, include: withVector ? .all : [.metadata, .document])
-            for r in page.records {
-                var out: [UInt8] = []
-                JSONOut.record(r, into: &out)
-                out.append(10)
-                Output.write(out)
-            }
+            JSONOut.writeRecords(page.records)
             if let next = page.nextAfter {
                 var out: [UInt8] = Array(#"{"next":"#.utf8)
                 JSONWriter.write(.string(token(next)), into: &out)

@@ -101,18 +101,7 @@ enum JSONOut {
     static func record(_ r: StoredRecord, into out: inout [UInt8]) {
         out.append(contentsOf: Array(#"{"id":"#.utf8))
         id(r.id, into: &out)
-        if let v = r.vector {
-            out.append(contentsOf: Array(#","vector":"#.utf8))
-            v.withUnsafeBufferPointer { JSONWriter.writeFloats($0, into: &out) }
-        }
-        if let m = r.metadata {
-            out.append(contentsOf: Array(#","metadata":"#.utf8))
-            JSONWriter.write(m, into: &out)
-        }
-        if let d = r.document {
-            out.append(contentsOf: Array(#","document":"#.utf8))
-            JSONWriter.write(.string(d), into: &out)
-        }
+        payload(metadata: r.metadata, document: r.document, vector: r.vector, into: &out)
         out.append(UInt8(ascii: "}"))
     }
 
@@ -121,19 +110,34 @@ enum JSONOut {
         id(h.id, into: &out)
         out.append(contentsOf: Array(#","score":"#.utf8))
         out.append(contentsOf: h.score.description.utf8)
-        if let m = h.metadata {
+        payload(metadata: h.metadata, document: h.document, vector: h.vector, into: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// The optional fields shared by records and hits.
+    private static func payload(metadata: JSONValue?, document: String?, vector: [Float]?, into out: inout [UInt8]) {
+        if let m = metadata {
             out.append(contentsOf: Array(#","metadata":"#.utf8))
             JSONWriter.write(m, into: &out)
         }
-        if let d = h.document {
+        if let d = document {
             out.append(contentsOf: Array(#","document":"#.utf8))
             JSONWriter.write(.string(d), into: &out)
         }
-        if let v = h.vector {
+        if let v = vector {
             out.append(contentsOf: Array(#","vector":"#.utf8))
             v.withUnsafeBufferPointer { JSONWriter.writeFloats($0, into: &out) }
         }
-        out.append(UInt8(ascii: "}"))
+    }
+
+    /// Writes records as JSON Lines to stdout.
+    static func writeRecords(_ records: [StoredRecord]) {
+        for r in records {
+            var out: [UInt8] = []
+            record(r, into: &out)
+            out.append(10)
+            Output.write(out)
+        }
     }
 
     static func encode<T: Encodable>(_ value: T) -> String {

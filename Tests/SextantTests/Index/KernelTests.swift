@@ -11,24 +11,14 @@
 // nothing else and every failure reproduces.
 
 import CSextantKernels
+import SextantTestSupport
 import Testing
 
 /// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough for test data.
-private struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
+private typealias SplitMix64 = RepeatableRandomNumberGenerator
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [-1, 1).
+extension RepeatableRandomNumberGenerator {
     mutating func nextFloat() -> Float { Float(next() >> 40) * 0x1p-23 - 1 }
-
     mutating func nextByte() -> UInt8 { UInt8(truncatingIfNeeded: next() >> 56) }
 }
 

@@ -1,6 +1,7 @@
 // Sextant — an embedded vector database. Licensed under Apache-2.0.
 
 import OrderedCollections
+import SextantTestSupport
 import Testing
 
 @testable import Sextant
@@ -16,17 +17,7 @@ import Darwin
 // MARK: - Helpers
 
 /// SplitMix64: a tiny seeded generator, so failures reproduce.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+private typealias SplitMix64 = RepeatableRandomNumberGenerator
 
 /// Equality that also tells `-0.0` from `0.0` (and is what "round trip" means here).
 private func identical(_ a: JSONValue, _ b: JSONValue) -> Bool {
