@@ -1,7 +1,7 @@
 // Sextant — an embedded vector database. Licensed under Apache-2.0.
 
 import Foundation
-import Sextant
+@testable import Sextant
 import SextantTestSupport
 import Testing
 
@@ -100,5 +100,44 @@ import Testing
         #expect(r.status == 1 && r.stderr.contains("locked"), "\(r.stderr)")
         db.close()
         #expect(try cli.run(["count", "c"]).status == 0)
+    }
+}
+
+@Suite struct CLIVerifyTests {
+    @Test func verifyNamesTheCorruptFile() throws {
+        let dir = TemporaryDirectory("sextant-cli")
+        defer { dir.cleanup() }
+        let cli = CLIRunner(database: dir.sub("db"))
+        _ = try writeJSONLines(dir.sub("in.jsonl"), count: 300, dimension: 16, seed: 3)
+        #expect(try cli.run(["create", "a", "--dim", "16"]).status == 0)
+        #expect(try cli.run(["create", "b", "--dim", "16"]).status == 0)
+        #expect(try cli.run(["import", "a", dir.sub("in.jsonl"), "--batch", "100"]).status == 0)
+        #expect(try cli.run(["flush", "a"]).status == 0)
+        #expect(try cli.run(["import", "b", dir.sub("in.jsonl"), "--batch", "50"]).status == 0)
+        #expect(try cli.run(["verify"]).status == 0)
+
+        // A flipped byte in a's segment.
+        let seg = dir.sub("db/collections/0000000000000001/0000000000000001.seg")
+        var data = try Data(contentsOf: URL(fileURLWithPath: seg))
+        data[200] ^= 0x10
+        try data.write(to: URL(fileURLWithPath: seg))
+        var r = try cli.run(["verify"])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains(seg) && r.stdout.contains("offset"), "\(r.stdout)")
+
+        // A flipped byte in the middle of b's log: b is reported, a's search reports its own damage, and
+        // nothing is silently dropped.
+        let walDir = dir.sub("db/collections/0000000000000002/wal")
+        let logs = try FileManager.default.contentsOfDirectory(atPath: walDir).map { walDir + "/" + $0 }
+        #expect(logs.count == 1, "opens without writes must not leave empty logs behind: \(logs)")
+        let wal = try #require(logs.max { (try? Data(contentsOf: URL(fileURLWithPath: $0)).count) ?? 0 < (try? Data(contentsOf: URL(fileURLWithPath: $1)).count) ?? 0 })
+        var w = try Data(contentsOf: URL(fileURLWithPath: wal))
+        w[WALFile.headerSize + 100] ^= 0x01
+        try w.write(to: URL(fileURLWithPath: wal))
+        r = try cli.run(["verify"])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains(wal), "\(r.stdout)")
+        r = try cli.run(["count", "b"])
+        #expect(r.status == 1 && r.stderr.contains(wal) && r.stderr.contains("offset"), "\(r.stderr)")
     }
 }

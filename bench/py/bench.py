@@ -101,7 +101,7 @@ def datasets(args):
         "gt": f"{SHARED}/gt_cosine_top100.i32.npy", "records": f"{SHARED}/records.jsonl",
         "ids": f"{deb}/ids.txt", "jsonl": f"{deb}/full.jsonl",
         "prepare": [PY, "bench/py/prepare.py", "debian", SHARED, deb],
-        "import_runs": 3, "search_rounds": args.rounds or 5, "open_runs": 5, "search_as_imported": True,
+        "import_runs": 5, "search_rounds": args.rounds or 5, "open_runs": 5, "search_as_imported": True,
         "rss_target": None,
     })
     if not args.quick:
@@ -140,8 +140,10 @@ def fresh_db(path, ds):
 
 def import_once(path, ds, kind):
     fresh_db(path, ds)
-    if kind == "npy":
-        cmd = [SEXTANT, "import", "bench", ds["base"], "--db", path, "--records", ds["records"]]
+    if kind in ("npy", "npy-vectors"):
+        cmd = [SEXTANT, "import", "bench", ds["base"], "--db", path]
+        if kind == "npy":
+            cmd += ["--records", ds["records"]]
         if ds["ids"]:
             cmd += ["--ids", ds["ids"]]
     else:
@@ -238,13 +240,16 @@ def bench_dataset(ds, resdir):
         res["import_jsonl"] = measure_import(db_jsonl, ds, "jsonl")
         log(f"  {res['import_jsonl']['rate']:.0f} records/s, peak RSS {res['import_jsonl']['max_rss_bytes'] / MB:.0f} MB")
         shutil.rmtree(db_jsonl)  # frees the disk; the npy import below is the one kept
+    log("import from .npy, vectors only (no records: the cost of metadata and documents by difference)")
+    res["import_npy_vectors"] = measure_import(db_npy, ds, "npy-vectors")
+    log(f"  {res['import_npy_vectors']['rate']:.0f} records/s, peak RSS {res['import_npy_vectors']['max_rss_bytes'] / MB:.0f} MB")
     log("import from .npy + records")
     res["import_npy"] = measure_import(db_npy, ds, "npy")
     log(f"  {res['import_npy']['rate']:.0f} records/s, peak RSS {res['import_npy']['max_rss_bytes'] / MB:.0f} MB")
 
     res["info_as_imported"] = json.loads(run([SEXTANT, "info", "bench", "--db", db_npy], record=False)[0])
     res["bytes_as_imported"] = du_bytes(db_npy)
-    log("open, as imported (the log is replayed)")
+    log("open, as the import left it")
     res["open_as_imported"] = measure_open(db_npy, ds)
     if ds["search_as_imported"] and res["info_as_imported"].get("memtableRows", 0) > 0:
         log("search, as imported")
@@ -283,7 +288,7 @@ def dataset_table(r):
     rows = []
     rows.append("| measure | Sextant | numpy | ratio | target | met |")
     rows.append("|---|---:|---:|---:|---|---|")
-    for tag, label in (("search_after_flush", "after flush (segments)"), ("search_as_imported", "as imported (in-memory table, from the log)")):
+    for tag, label in (("search_after_flush", "after flush (segments)"), ("search_as_imported", "as imported (rows in the in-memory table, replayed from the log)")):
         s = r.get(tag)
         if not s:
             continue
@@ -303,6 +308,8 @@ def dataset_table(r):
     rows.append(f"| — peak RSS of the import | {fmt_mb(imp['max_rss_bytes'])} | raw vectors {fmt_mb(r['raw_vector_bytes'])} "
                 f"| {imp['max_rss_bytes'] / r['raw_vector_bytes']:.2f}× raw | {'≤ 1.5× raw (768 MB)' if big else ''} "
                 f"| {yes(imp['max_rss_bytes'] <= 1.5 * r['raw_vector_bytes']) if big else ''} |")
+    iv = r["import_npy_vectors"]
+    rows.append(f"| import .npy vectors only, no records (for comparison) | {fmt_int(iv['rate'])} | | | | |")
     if "import_jsonl" in r:
         ij = r["import_jsonl"]
         rows.append(f"| import JSON Lines, durable, batches of 1,000 (records/s) | {fmt_int(ij['rate'])} | | | "
@@ -312,7 +319,7 @@ def dataset_table(r):
         rows.append("| import JSON Lines | not run (--no-synth-jsonl) | | | | |")
     rows.append(f"| bytes on disk, as imported / after flush | {fmt_mb(r['bytes_as_imported'])} / {fmt_mb(r['bytes_after_flush'])} "
                 f"| raw vectors {fmt_mb(r['raw_vector_bytes'])} | {r['bytes_after_flush'] / r['raw_vector_bytes']:.2f}× raw (after flush) | | |")
-    for tag, label in (("open_as_imported", "as imported (log replay)"), ("open_after_flush", "after flush")):
+    for tag, label in (("open_as_imported", "as the import left it"), ("open_after_flush", "after `sextant flush`")):
         o = r[tag]
         tgt = "≤ 100 ms" if big else ""
         rows.append(f"| open + collection + count, {label} (median of {len(o['runs'])}) | {fmt_ms(o['open_total_ms'])} | | | {tgt} "
@@ -335,6 +342,7 @@ def machine_info():
         "swift": sh("swift --version 2>&1 | head -1"), "python": platform.python_version(),
         "numpy": sh(f"{PY} -c 'import numpy; print(numpy.__version__)'"),
         "commit": sh("git rev-parse --short HEAD"),
+        "loadavg_start": os.getloadavg()[0],
         "dirty": bool(sh("git status --porcelain --untracked-files=no -- Sources Package.swift")),
     }
 
@@ -348,15 +356,16 @@ recall is the only correctness figure, and it must be 1.0 for exact search.
 ## How to run
 
 ```
-bash bench/run.sh            # everything: the real 20k set and the synthetic 1M × 128 set (~15 min)
-bash bench/run.sh --quick    # the 20k set only (~1 min)
+bash bench/run.sh            # both datasets: about 5 minutes, plus about 1.5 minutes the first time
+                             # (data generation, the venv and the release builds)
+bash bench/run.sh --quick    # the real 20k set only: about 1 minute
 ```
 
 `bench/run.sh` makes a venv in `bench/.venv` with numpy (`bench/requirements.txt`), builds Sextant's CLI and
 the benchmark driver in release mode, prepares and caches the data under `bench/data/`, runs everything,
 prints a table, writes the raw results to `bench/results/` and appends a dated section here (`--no-doc`
-skips that). Other flags: `--no-synth-jsonl` skips the 1M-row JSON Lines import (it writes a 1.3 GB file
-once), `--rounds N` sets the number of alternating search rounds.
+skips that). Other flags: `--no-synth-jsonl` skips the 1M-row JSON Lines import (its file is 1.6 GB, written
+once), `--rounds N` sets the number of alternating search rounds. Disk: about 3 GB under `bench/data/`.
 
 The builds (separate scratch paths, so they never collide with a developer's `.build`):
 
@@ -379,8 +388,11 @@ swift build -c release --package-path bench/SextantBench --scratch-path .build-b
   hit if its true score, recomputed in float64, is at least the 10th true score − 1e-6 (L2: distance at most
   the 10th + 1e-6). The real set is imported with `--ids` = row index, so ids are ground-truth rows.
 - **Import**: `sextant import --batch 1000` into a new database — durable, one fsync per batch; the rate
-  is the one the CLI prints (from the first batch to the last commit); peak RSS of the whole process by
-  `/usr/bin/time -v`. JSON Lines vectors are written with 9 significant digits (exact float32 round trip).
+  is the one the CLI prints (from the start of the import to the last commit; it leaves out process start,
+  open and close); the median of 5 runs for the 20k set, one run for 1M. Peak RSS of the whole process by
+  `/usr/bin/time -v`. JSON Lines vectors are written with 9 significant digits (exact float32 round trip;
+  Python's `json.dumps(x.tolist())` would write 17). The vectors-only row imports the same .npy without
+  records, to show what metadata and documents cost.
 - **Open**: `sextant-bench open` in a fresh process, warm page cache: `Database.open` + `collection()` +
   `count()`, then the first exact query. "As imported" is the database as the import left it (the log
   after the last checkpoint is replayed on open); "after flush" follows `sextant flush`.
@@ -401,7 +413,8 @@ def markdown_section(results, machine, args, date):
     mode = "`bash bench/run.sh --quick`" if args.quick else "`bash bench/run.sh`"
     lines.append(f"\n## {date} — {mode}\n")
     lines.append(f"Machine: {machine['cpu']}, {machine['cores']} vCPUs{' with AVX-512' if machine['avx512'] else ''}, "
-                 f"{machine['memory']} RAM, Linux {machine['kernel']}; shared and noisy. {machine['swift']}; "
+                 f"{machine['memory']} RAM, Linux {machine['kernel']}; shared and noisy (1-min load average "
+                 f"{machine['loadavg_start']:.1f} at the start, {machine['loadavg_end']:.1f} at the end). {machine['swift']}; "
                  f"Python {machine['python']}, numpy {machine['numpy']} "
                  f"({results[0]['search_after_flush']['numpy']['blas']}, 1 thread). Sextant at commit {machine['commit']}"
                  f"{' with uncommitted changes in Sources/' if machine['dirty'] else ''}.\n")
@@ -447,6 +460,7 @@ def main():
     os.makedirs(DATA, exist_ok=True)
     machine = machine_info()
     results = [bench_dataset(ds, resdir) for ds in datasets(args)]
+    machine["loadavg_end"] = os.getloadavg()[0]
     with open(f"{resdir}/results.json", "w") as f:
         json.dump({"date": args.date, "machine": machine, "quick": args.quick, "results": results,
                    "commands": COMMANDS}, f, indent=1)

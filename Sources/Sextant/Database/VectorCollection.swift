@@ -126,6 +126,12 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                 replay.nextSeq = seq + 1
             }
             previousSeq = max(previousSeq, outcome.lastSeq)
+            if outcome.validEnd <= Int64(WALFile.headerSize) {
+                // No batch in it (e.g. the file a previous open started and never wrote): drop it, so
+                // opens without writes do not pile up empty logs.
+                try io.unlink(path)
+                continue
+            }
             if outcome.tornTail {
                 // A crash artifact: the batch was never acknowledged. Cut it so appends start clean.
                 let fd = try io.open(path, flags: O_WRONLY, mode: 0)
@@ -788,6 +794,8 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         }
         optimizer.sync {}
         try? wal.sync()
+        // A log this open started but never wrote holds nothing: leave no empty files behind.
+        if wal.size <= Int64(WALFile.headerSize) { try? io.unlink(wal.path) }
     }
 
     /// Unflushed log bytes above which `close` flushes. 4 MiB replays in a few milliseconds.
