@@ -34,10 +34,20 @@ import Glibc
             // Small memtables in some rounds, so kills also land during freezes, flushes and log rotation.
             setenv("SEXTANT_MEMTABLE_BYTES", round % 2 == 0 ? "65536" : "", 1)
             let (process, pipe) = try cli.start(args)
-            usleep(UInt32.random(in: 30_000...1_200_000, using: &rng))
+            // Kill after a random number of acknowledged batches plus a random sub-batch delay, so the
+            // kill lands anywhere inside a batch: before the write, mid-write, between write and fsync,
+            // during apply, freeze or flush. Target 0 kills before the first batch completes.
+            let target = Int.random(in: 0..<(total / batch - 1), using: &rng)
+            var seen = ""
+            while target > 0 && seen.components(separatedBy: "committed ").count - 1 < target {
+                let chunk = pipe.fileHandleForReading.availableData
+                if chunk.isEmpty { break }  // exited
+                seen += String(decoding: chunk, as: UTF8.self)
+            }
+            usleep(UInt32.random(in: 0...(target == 0 ? 60_000 : 4_000), using: &rng))
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let output = seen + String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             let acknowledged = output.split(separator: "\n").compactMap { line -> Int? in
                 line.hasPrefix("committed ") ? Int(line.dropFirst(10)) : nil
             }.max() ?? 0

@@ -44,7 +44,7 @@ def log(msg):
 def run(cmd, *, record=True, timed=False, env=None, check=True):
     """Runs cmd (a list). With timed, under /usr/bin/time -v; returns (stdout, stderr, time_info)."""
     if record:
-        COMMANDS.append(" ".join(cmd))
+        COMMANDS.append(" ".join([f"{k}={v}" for k, v in (env or {}).items()] + (["/usr/bin/time -v"] if timed else []) + cmd))
     full = cmd
     tfile = None
     if timed:
@@ -225,7 +225,7 @@ def measure_search(path, ds, tag, resdir):
 def bench_dataset(ds, resdir):
     log(f"== {ds['key']}")
     t0 = time.time()
-    run(ds["prepare"], record=False)
+    run(ds["prepare"])
     log(f"data ready in {time.time() - t0:.1f}s")
     n, d = npy_shape(ds["base"])
     res = {"dataset": ds["key"], "title": ds["title"], "rows": n, "dim": d, "metric": ds["metric"],
@@ -451,7 +451,17 @@ def main():
     ap.add_argument("--no-doc", action="store_true", help="do not append to Docs/Benchmarks.md")
     ap.add_argument("--rounds", type=int, default=0, help="alternating search rounds (default 5 for 20k, 3 for 1M)")
     ap.add_argument("--date", default=datetime.date.today().isoformat())
+    ap.add_argument("--from-results", help="re-render the table and section from a results.json, measure nothing")
     args = ap.parse_args()
+
+    if args.from_results:
+        with open(args.from_results) as f:
+            saved = json.load(f)
+        COMMANDS.extend(saved["commands"])
+        args.quick = saved["quick"]
+        print_table(saved["results"])
+        print(markdown_section(saved["results"], saved["machine"], args, saved["date"]))
+        return
 
     start = time.time()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -1,5 +1,6 @@
 // Sextant — an embedded vector database. Licensed under Apache-2.0.
 
+import Dispatch
 import Foundation
 @testable import Sextant
 import SextantTestSupport
@@ -127,15 +128,22 @@ import Testing
         let db = try Database.open(at: dir.sub("db"))
         let c = try db.createCollection("c", dimension: 8, metric: .dot)
         let committed = Counter()
+        let reached = DispatchSemaphore(value: 0)
+        let proceed = DispatchSemaphore(value: 0)
         let task = Task {
             try await c.importRecords(from: .npy(vectors: dir.sub("v.npy"), ids: nil, records: nil), batchSize: 100) { n in
                 committed.set(n)
-                if n >= 1000 { withUnsafeCurrentTask { $0?.cancel() } }
+                if n == 1000 {
+                    reached.signal()
+                    proceed.wait()  // hold the import here until the test has cancelled the task
+                }
             }
         }
-        // Cancel from outside as well, in case the callback runs off the task.
-        while committed.value < 1000 { try await Task.sleep(nanoseconds: 1_000_000) }
+        await withCheckedContinuation { (k: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async { reached.wait(); k.resume() }
+        }
         task.cancel()
+        proceed.signal()
         do {
             _ = try await task.value
             Issue.record("expected cancellation")
@@ -143,7 +151,7 @@ import Testing
             #expect(e.code == .cancelled)
         }
         let n = try c.count()
-        #expect(n % 100 == 0 && n >= 1000 && n < 5000)
+        #expect(n == 1000)
         #expect(n == committed.value)
         db.close()
     }
