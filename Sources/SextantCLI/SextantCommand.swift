@@ -23,6 +23,33 @@ struct SextantCommand: ParsableCommand {
             Delete.self, Count.self, Scroll.self, Search.self, Flush.self, Compact.self, Verify.self,
         ]
     )
+
+    /// Global options may come before the subcommand (`sextant --db DIR count docs`); ArgumentParser only
+    /// accepts a subcommand's options after its name, so move them there.
+    static func main() {
+        main(hoistingGlobalOptions(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    static func hoistingGlobalOptions(_ args: [String]) -> [String] {
+        var leading: [String] = []
+        var rest = args[...]
+        while let first = rest.first {
+            if first == "--json" {
+                leading.append(first)
+                rest = rest.dropFirst()
+            } else if first == "--db", rest.count >= 2 {
+                leading += rest.prefix(2)
+                rest = rest.dropFirst(2)
+            } else if first.hasPrefix("--db=") {
+                leading.append(first)
+                rest = rest.dropFirst()
+            } else {
+                break
+            }
+        }
+        guard let subcommand = rest.first, !leading.isEmpty else { return args }
+        return [subcommand] + leading + rest.dropFirst()
+    }
 }
 
 /// Options every subcommand takes.

@@ -29,12 +29,18 @@ public struct CLIRunner: Sendable {
         public var lines: [String] { stdout.split(separator: "\n").map(String.init) }
     }
 
-    /// Runs `sextant --db <database> args…` to completion.
+    /// Runs `sextant <subcommand> --db <database> args…` to completion.
     @discardableResult
     public func run(_ args: [String], environment: [String: String] = [:]) throws -> Output {
+        try runRaw(args.first.map { [$0, "--db", database] + args.dropFirst() } ?? [], environment: environment)
+    }
+
+    /// Runs `sextant args…` exactly as given.
+    @discardableResult
+    public func runRaw(_ args: [String], environment: [String: String] = [:]) throws -> Output {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = args.first.map { [$0, "--db", database] + args.dropFirst() } ?? []
+        p.arguments = args
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { $1 }
         p.environment = env

@@ -56,6 +56,10 @@ import Testing
         #expect(try cli.run(["compact", "docs"]).status == 0)
         #expect(try cli.run(["verify"]).status == 0)
         #expect(try cli.run(["collections"]).stdout.hasPrefix("docs\t248 records"))
+        // Global options work before or after the subcommand, and $SEXTANT_DB is the fallback.
+        #expect(try cli.runRaw(["--db", dir.sub("db"), "count", "docs"]).stdout == "248\n")
+        #expect(try cli.runRaw(["--json", "--db=\(dir.sub("db"))", "count", "docs"]).stdout == #"{"count":248}"# + "\n")
+        #expect(try cli.runRaw(["count", "docs"], environment: ["SEXTANT_DB": dir.sub("db")]).stdout == "248\n")
         #expect(try cli.run(["drop", "docs"]).status == 0)
         #expect(try cli.run(["collections"]).stdout == "")
     }

@@ -365,7 +365,8 @@ bash bench/run.sh --quick    # the real 20k set only: about 1 minute
 the benchmark driver in release mode, prepares and caches the data under `bench/data/`, runs everything,
 prints a table, writes the raw results to `bench/results/` and appends a dated section here (`--no-doc`
 skips that). Other flags: `--no-synth-jsonl` skips the 1M-row JSON Lines import (its file is 1.6 GB, written
-once), `--rounds N` sets the number of alternating search rounds. Disk: about 3 GB under `bench/data/`.
+once), `--rounds N` sets the number of alternating search rounds. Disk: about 2.5 GB of cached data under
+`bench/data/`, and up to 1.3 GB more for the databases while it runs.
 
 The builds (separate scratch paths, so they never collide with a developer's `.build`):
 
@@ -430,9 +431,9 @@ def markdown_section(results, machine, args, date):
     lines.append("```")
     seen = set()
     for c in COMMANDS:
-        key = re.sub(r"/[^ ]*-hits-[a-z]+\.jsonl", "/HITS.jsonl", c)
-        if key not in seen:
-            seen.add(key)
+        c = re.sub(r"bench/results/\d{8}-\d{6}/", "bench/results/RUN/", c)
+        if c not in seen:
+            seen.add(c)
             lines.append(c)
     lines.append("```\n")
     return "\n".join(lines)

@@ -31,7 +31,15 @@ func die(_ message: String) -> Never {
     exit(2)
 }
 
-func usage() -> Never {
+func usage(exitCode: Int32 = 2) -> Never {
+    if exitCode == 0 {
+        print("""
+            usage:
+              sextant-bench open DB COLLECTION [--query Q.npy] [--row 0]
+              sextant-bench search DB COLLECTION QUERIES.npy [--k 10] [--repeat 3] [--warmup 5] [--out HITS.jsonl] [--max-queries N]
+            """)
+        exit(0)
+    }
     die("""
         usage:
           sextant-bench open DB COLLECTION [--query Q.npy] [--row 0]
@@ -245,6 +253,6 @@ guard argv.count >= 2 else { usage() }
 switch argv[1] {
 case "open": runOpen(argv[2...])
 case "search": runSearch(argv[2...])
-case "-h", "--help", "help": usage()
+case "-h", "--help", "help": usage(exitCode: 0)
 default: die("unknown subcommand '\(argv[1])'")
 }
