@@ -41,7 +41,11 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         var sealed: [SealedSegment]
         var active: Memtable
         var frozen: [Memtable]  // oldest first
-        var wal: WALWriter
+        /// The log file batches are appended to; nil until the first write after an open or a freeze, so an
+        /// open that only reads creates (and fsyncs) nothing.
+        var wal: WALWriter?
+        /// The number the next log file gets.
+        var nextWALNumber: UInt64
         var nextSeq: UInt64
         var nextSegmentID: UInt64
         var nextDeletionGeneration: UInt64
@@ -104,7 +108,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         var replay = State(
             sealed: sealed, active: Memtable(dimension: entry.dimension, capacity: capacity), frozen: [],
             // Never below firstLiveWALFile: recovery ignores files numbered below it.
-            wal: try WALWriter(io: io, directory: walDir, fileNumber: max((walFiles.last ?? 0) + 1, entry.firstLiveWALFile)),
+            wal: nil, nextWALNumber: max((walFiles.last ?? 0) + 1, entry.firstLiveWALFile),
             nextSeq: entry.checkpointSeq + 1, nextSegmentID: entry.nextSegmentID,
             nextDeletionGeneration: entry.nextDeletionGeneration)
         var previousSeq = entry.checkpointSeq
@@ -248,8 +252,8 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                 WALRecord.encodeBatch(b.mutations, seq: seq, into: &out)
                 seq += 1
             }
-            let wal = state.withLock { $0.wal }
             if !out.bytes.isEmpty {
+                let wal = try currentLog()
                 try wal.append(out.bytes)
                 if configuration.durability == .synchronous { try wal.sync() }
             }
@@ -304,17 +308,30 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         }
     }
 
-    /// Freezes the active memtable and starts a new log file. Only the commit leader calls this.
+    /// The log file to append to, created on first use. Only the commit leader calls this, so there is
+    /// no race on creation; the file is made durable (file and directory fsync) before it is used.
+    private func currentLog() throws(SextantError) -> WALWriter {
+        let (existing, number) = state.withLock { ($0.wal, $0.nextWALNumber) }
+        if let existing { return existing }
+        let wal = try WALWriter(io: io, directory: directory + "/wal", fileNumber: number)
+        state.withLock { s in
+            s.wal = wal
+            s.nextWALNumber = number + 1
+        }
+        return wal
+    }
+
+    /// Freezes the active memtable; the next batch starts a new log file. Only the commit leader calls this.
     private func freezeActive(minimumCapacity: Int = 0) throws(SextantError) {
         let (wal, empty) = state.withLock { ($0.wal, $0.active.count == 0) }
         if empty { return }
-        let next = try WALWriter(io: io, directory: directory + "/wal", fileNumber: wal.fileNumber + 1)
         // The frozen table's batches are all in `wal` and older files; make them durable before they are
         // only recoverable from there (the background syncer only syncs the current file).
-        try wal.sync()
+        try wal?.sync()
         state.withLock { s in
-            Self.freeze(&s, walFileAfterFreeze: next.fileNumber, capacity: max(memtableCapacity, minimumCapacity))
-            s.wal = next
+            // Every batch of the frozen table is in a file numbered below the next one.
+            Self.freeze(&s, walFileAfterFreeze: s.nextWALNumber, capacity: max(memtableCapacity, minimumCapacity))
+            s.wal = nil
         }
         scheduleOptimizer()
     }
@@ -684,7 +701,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     ) throws(SextantError) {
         // Marks can come from batches only written, not yet fsynced (interval durability). A deletion file
         // must never be more durable than the batch that made its marks.
-        try state.withLock { $0.wal }.sync()
+        try state.withLock { $0.wal }?.sync()
 
         // 1. Decide what to persist.
         var (toPersist, newSegment, firstGen) = state.withLock { s -> ([(Int, Bitmap)], SealedSegment?, UInt64) in
@@ -781,25 +798,25 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
 
     /// Stops background work and makes the log durable. Further calls fail with ``SextantError/Code/closed``.
     ///
-    /// With `flushLargeLog`, a log holding more than ``Self/flushOnCloseBytes`` of unflushed batches is
-    /// flushed to a segment first, so the next open does not have to replay it (open stays O(metadata)).
+    /// With `flushLargeLog`, a memtable holding more than ``Self/flushOnCloseBytes`` (whose batches the next
+    /// open would have to replay from the log) is flushed to a segment first, so open stays O(metadata).
     package func close(flushLargeLog: Bool = true) {
         if flushLargeLog {
-            let (closed, walBytes, frozen) = state.withLock { ($0.closed, $0.wal.size, $0.frozen.count) }
-            if !closed && (walBytes > Self.flushOnCloseBytes || frozen > 0) { try? flush() }
+            let (closed, unflushed, frozen) = state.withLock { s in
+                (s.closed, s.active.count * dimension * 4 + s.active.payloadBytes, s.frozen.count)
+            }
+            if !closed && (unflushed > Self.flushOnCloseBytes || frozen > 0) { try? flush() }
         }
         let wal = state.withLock { s in
             s.closed = true
             return s.wal
         }
         optimizer.sync {}
-        try? wal.sync()
-        // A log this open started but never wrote holds nothing: leave no empty files behind.
-        if wal.size <= Int64(WALFile.headerSize) { try? io.unlink(wal.path) }
+        try? wal?.sync()
     }
 
-    /// Unflushed log bytes above which `close` flushes. 4 MiB replays in a few milliseconds.
-    package static let flushOnCloseBytes: Int64 = 4 << 20
+    /// Unflushed bytes above which `close` flushes. 4 MiB replays in a few milliseconds.
+    package static let flushOnCloseBytes = 4 << 20
 
     /// Shape and size: segments, rows, bytes on disk.
     public func info() throws(SextantError) -> CollectionInfo {
