@@ -62,10 +62,10 @@ extension VectorCollection {
         var stopped = false
         try typed { try reader.forEachLine { line, lineNumber in
             do throws(SextantError) {
-                let r = try JSONLinesReader.parseRecordLine(line, lineNumber: lineNumber)
+                let r = try JSONLinesReader.parseRecordLineKeepingMetadataBytes(line, lineNumber: lineNumber)
                 guard let id = r.id else { throw SextantError(.parse, "\(path): line \(lineNumber): the record has no \"id\"") }
                 guard let vector = r.vector else { throw SextantError(.parse, "\(path): line \(lineNumber): the record has no \"vector\"") }
-                batch.append(try mutation(id, vector, r.metadata, r.document, where: "\(path): line \(lineNumber)"))
+                batch.append(try mutation(id, vector, r.metadataJSON, r.document, where: "\(path): line \(lineNumber)"))
             } catch {
                 failure = error.message.hasPrefix(path) ? error : SextantError(error.code, "\(path): \(error.message)")
                 return false
@@ -122,12 +122,12 @@ extension VectorCollection {
                     guard row < npy.rows else {
                         throw SextantError(.invalidArgument, "\(recordsPath): line \(lineNumber): more records than the \(npy.rows) vectors in \(vectorsPath)")
                     }
-                    let r = try JSONLinesReader.parseRecordLine(line, lineNumber: lineNumber)
+                    let r = try JSONLinesReader.parseRecordLineKeepingMetadataBytes(line, lineNumber: lineNumber)
                     if r.vector != nil {
                         throw SextantError(.parse, "\(recordsPath): line \(lineNumber): a records file must not hold vectors (they come from \(vectorsPath))")
                     }
                     let id = ids?[row] ?? r.id ?? .int(UInt64(row))
-                    return emit(try mutation(id, npy.row(row), r.metadata, r.document, where: "\(vectorsPath): row \(row)"))
+                    return emit(try mutation(id, npy.row(row), r.metadataJSON, r.document, where: "\(vectorsPath): row \(row)"))
                 } catch {
                     failure = error.message.hasPrefix(recordsPath) || error.message.hasPrefix(vectorsPath) ? error : SextantError(error.code, "\(recordsPath): \(error.message)")
                     return false
@@ -145,15 +145,14 @@ extension VectorCollection {
         if !batch.isEmpty { _ = queue.put(.success(batch)) }
     }
 
-    private func mutation(_ id: RecordID, _ vector: [Float], _ metadata: JSONValue?, _ document: String?, where place: String) throws(SextantError) -> Mutation {
+    /// `metadata` is validated JSON text (empty or nil: none).
+    private func mutation(_ id: RecordID, _ vector: [Float], _ metadata: [UInt8]?, _ document: String?, where place: String) throws(SextantError) -> Mutation {
         do {
             try validate(id, vector: vector, index: 0)
         } catch {
             throw SextantError(error.code, place + ": " + error.message.replacingOccurrences(of: "record 0 ", with: "record "))
         }
-        var meta: [UInt8] = []
-        if let metadata { JSONWriter.write(metadata, into: &meta) }
-        return .upsert(id, vector: vector, metadata: meta, document: document)
+        return .upsert(id, vector: vector, metadata: metadata ?? [], document: document)
     }
 }
 

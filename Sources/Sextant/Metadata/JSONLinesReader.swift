@@ -187,6 +187,8 @@ public struct ParsedRecordLine: Sendable {
     public var document: String?
     /// Whether the line has a `"document"` key (`"document": null` included).
     public var hasDocumentKey: Bool
+    /// The metadata's original JSON bytes, set instead of ``metadata`` by the bulk-import parser.
+    package var metadataJSON: [UInt8]?
 
     public init(
         id: RecordID? = nil, vector: [Float]? = nil, metadata: JSONValue? = nil, document: String? = nil,
@@ -219,7 +221,17 @@ extension JSONLinesReader {
         _ line: UnsafeRawBufferPointer, lineNumber: Int
     ) throws(SextantError) -> ParsedRecordLine {
         var s = JSONScanner(line, lineNumber: lineNumber)
-        return try s.parseRecord()
+        return try s.parseRecord(rawMetadata: false)
+    }
+
+    /// Like ``parseRecordLine(_:lineNumber:)``, but the metadata is validated (by the same rules) and kept
+    /// as its original bytes in ``ParsedRecordLine/metadataJSON`` instead of being built as a tree: the
+    /// fast path of bulk import, which stores metadata as JSON text anyway.
+    package static func parseRecordLineKeepingMetadataBytes(
+        _ line: UnsafeRawBufferPointer, lineNumber: Int
+    ) throws(SextantError) -> ParsedRecordLine {
+        var s = JSONScanner(line, lineNumber: lineNumber)
+        return try s.parseRecord(rawMetadata: true)
     }
 
     /// Parses one record line from bytes; same rules and errors as the `UnsafeRawBufferPointer` overload.
@@ -254,7 +266,7 @@ extension JSONScanner {
     }
 
     /// Parses `{ "id": …, "vector": …, "metadata": …, "document": … }` followed only by whitespace.
-    mutating func parseRecord() throws(SextantError) -> ParsedRecordLine {
+    mutating func parseRecord(rawMetadata: Bool) throws(SextantError) -> ParsedRecordLine {
         var record = ParsedRecordLine()
         skipWhitespace()
         guard peek == ASCII.openBrace else {
@@ -276,7 +288,14 @@ extension JSONScanner {
                 switch key {
                 case .id: record.id = try parseRecordID()
                 case .vector: record.vector = try parseVector()
-                case .metadata: record.metadata = try parseValue(depth: 0)
+                case .metadata:
+                    if rawMetadata {
+                        let start = pos
+                        try validateValue(depth: 0)
+                        record.metadataJSON = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<pos]))
+                    } else {
+                        record.metadata = try parseValue(depth: 0)
+                    }
                 case .document:
                     record.hasDocumentKey = true
                     if peek == ASCII.quote {
