@@ -32,19 +32,27 @@ if ! bench/.venv/bin/python -c 'import numpy' 2>/dev/null || ! bench/.venv/bin/p
     bench/.venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 fi
 
-# 2. Release builds, retried once a minute (a concurrent edit may briefly break the build).
+# 2. Release builds. The first failure clears the scratch directory and rebuilds from scratch (SwiftPM can
+#    miss a source file added to a path dependency and keep failing on a stale cache); after that, retry
+#    once a minute (a concurrent edit may briefly break the build).
 build() {
+    local scratch=$1; shift
     local tries=0
-    until "$@"; do
+    until "$@" --scratch-path "$scratch"; do
         tries=$((tries + 1))
         if [ "$tries" -ge 5 ]; then echo "run.sh: build failed: $*" >&2; exit 1; fi
-        echo "[run.sh] build failed; retrying in 60 s ($tries/5)" >&2
-        sleep 60
+        if [ "$tries" -eq 1 ]; then
+            echo "[run.sh] build failed; clearing $scratch and rebuilding" >&2
+            rm -rf "$scratch"
+        else
+            echo "[run.sh] build failed; retrying in 60 s ($tries/5)" >&2
+            sleep 60
+        fi
     done
 }
 echo "[run.sh] building (release)" >&2
-build swift build -c release --scratch-path "$ROOT/.build-bench" --product sextant
-build swift build -c release --package-path bench/SextantBench --scratch-path "$ROOT/.build-bench-pkg"
+build "$ROOT/.build-bench" swift build -c release --product sextant
+build "$ROOT/.build-bench-pkg" swift build -c release --package-path bench/SextantBench
 
 # 3. Data, measurements, report.
 exec bench/.venv/bin/python bench/py/bench.py "$@"
