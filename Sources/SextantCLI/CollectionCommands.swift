@@ -10,11 +10,15 @@ struct Create: ParsableCommand {
     @Argument(help: "Collection name (letters, digits, '_', '-', '.').") var name: String
     @Option(name: .customLong("dim"), help: "Vector dimension.") var dimension: Int
     @Option(help: "cosine | dot | euclidean | manhattan") var metric: String = "cosine"
+    @Option(name: .customLong("m"), help: "HNSW links per node (M).") var neighborsPerNode: Int = 16
+    @Option(name: .customLong("ef-construction"), help: "HNSW beam width while building (efConstruction).") var efConstruction: Int = 200
+    @Option(help: "Segments with fewer rows get no graph and are searched exactly.") var minGraphRows: Int = 1024
 
     func run() throws {
         guard let m = Metric(name: metric) else { fail("unknown metric '\(metric)' (use cosine, dot, euclidean or manhattan)") }
         try withDatabase(global) { db in
-            try db.createCollection(name, dimension: dimension, metric: m)
+            let index = IndexConfiguration(neighborsPerNode: neighborsPerNode, indexingSearchCount: efConstruction, minimumRowsForGraph: minGraphRows)
+            try db.createCollection(name, dimension: dimension, metric: m, index: index)
             if global.json {
                 Output.line(#"{"created":"\#(name)","dimension":\#(dimension),"metric":"\#(m)"}"#)
             } else {
@@ -77,13 +81,15 @@ struct Drop: ParsableCommand {
 }
 
 struct Flush: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write the in-memory table of a collection to a segment.")
+    static let configuration = CommandConfiguration(abstract: "Write the in-memory table of a collection to a segment and build its graph.")
     @OptionGroup var global: GlobalOptions
     @Argument var name: String
 
     func run() throws {
         try withDatabase(global) { db in
-            try db.collection(name).flush()
+            let c = try db.collection(name)
+            try c.flush()
+            try c.waitForIndexing()
             Output.line(global.json ? #"{"flushed":"\#(name)"}"# : "flushed '\(name)'")
             Output.flush()
         }
@@ -100,6 +106,7 @@ struct Compact: ParsableCommand {
             let c = try db.collection(name)
             let before = try c.info().bytesOnDisk
             try c.compact()
+            try c.waitForIndexing()
             let after = try c.info()
             if global.json {
                 Output.line(#"{"compacted":"\#(name)","bytes_before":\#(before),"bytes_after":\#(after.bytesOnDisk),"segments":\#(after.segments.count)}"#)

@@ -21,6 +21,8 @@ struct Import: ParsableCommand {
     @Option(help: "Ids, one per line (npy).") var ids: String?
     @Option(help: "Metadata and documents as JSON Lines (npy).") var records: String?
     @Option(help: "Records per atomic, durable batch.") var batch: Int = 1000
+    @Flag(help: "Exit once the records are durable, without waiting for the graphs (they are built on a later open; until then search scans those segments).")
+    var noIndexWait = false
 
     func run() throws {
         let fmt = format ?? (file.hasSuffix(".npy") ? "npy" : "jsonl")
@@ -51,6 +53,13 @@ struct Import: ParsableCommand {
             progress.finish()
             let secs = Date().timeIntervalSince(start)
             FileHandle.standardError.write(Data(String(format: "imported %d records in %.2fs (%.0f records/s)\n", n, secs, Double(n) / max(secs, 1e-9)).utf8))
+            if !noIndexWait {
+                let t = Date()
+                try c.flush()
+                try c.waitForIndexing()
+                let info = try c.info()
+                FileHandle.standardError.write(Data(String(format: "indexed %d of %d rows in %.2fs\n", info.indexedRows, info.count, Date().timeIntervalSince(t)).utf8))
+            }
         }
     }
 }
@@ -172,6 +181,8 @@ struct Search: ParsableCommand {
     @Option(help: "One query vector as a JSON array.") var vector: String?
     @Option(help: "Many queries: a float32 [n, d] .npy file (searched on all cores).") var queries: String?
     @Option(help: "Results per query.") var limit: Int = 10
+    @Option(help: "HNSW beam width (ef); larger finds more true neighbours, slower. Default 64.") var ef: Int?
+    @Flag(help: "Exact search: scan every row instead of using graphs.") var exact = false
     @Flag var withMetadata = false
     @Flag var withDocument = false
     @Flag var withVector = false
@@ -192,7 +203,9 @@ struct Search: ParsableCommand {
         if withVector { include.insert(.vector) }
         try withDatabase(global) { db in
             let c = try db.collection(name)
-            let results = qs.count == 1 ? [try c.search(qs[0], limit: limit, include: include)] : try c.search(batch: qs, limit: limit, include: include)
+            let results = qs.count == 1
+                ? [try c.search(qs[0], limit: limit, include: include, ef: ef, exact: exact)]
+                : try c.search(batch: qs, limit: limit, include: include, ef: ef, exact: exact)
             for (i, hits) in results.enumerated() {
                 var out: [UInt8] = Array(#"{"query":\#(i),"hits":["#.utf8)
                 for (j, h) in hits.enumerated() {

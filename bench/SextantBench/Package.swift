@@ -9,6 +9,19 @@
 
 import PackageDescription
 
+#if canImport(Foundation)
+import Foundation
+#endif
+
+// The HNSW subcommands (Sources/sextant-bench/ANN.swift: `build`, `ann`) use the API of issue 3
+// (IndexConfiguration, waitForIndexing, search(…, ef:)). bench/run_ann.sh sets SEXTANT_BENCH_HNSW=1 once
+// the library has it; without it the driver builds against the older API too (bench/run.sh).
+#if canImport(Foundation)
+let hnsw = ProcessInfo.processInfo.environment["SEXTANT_BENCH_HNSW"] == "1"
+#else
+let hnsw = false
+#endif
+
 let package = Package(
     name: "SextantBench",
     dependencies: [
@@ -17,7 +30,8 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "sextant-bench",
-            dependencies: [.product(name: "Sextant", package: "Sextant")]
+            dependencies: [.product(name: "Sextant", package: "Sextant")],
+            swiftSettings: hnsw ? [.define("SEXTANT_HNSW")] : []
         )
     ],
     swiftLanguageModes: [.v6]

@@ -53,6 +53,17 @@ extension Database {
                 } catch {
                     report.problems.append(error.message)
                 }
+                if let file = s.graphFile {
+                    do {
+                        try file.verify()
+                        report.filesChecked += 1
+                        report.bytesChecked += file.byteCount
+                    } catch {
+                        report.problems.append(error.message)
+                    }
+                } else if entry.segments.first(where: { $0.id == s.segment.id })?.graph == true {
+                    report.problems.append("\(directory)/\(HNSWFile.name(s.segment.id)): the graph file is damaged or missing (it will be rebuilt)")
+                }
                 if s.generation != 0 {
                     let p = directory + "/" + SegmentFile.deletionName(s.segment.id, generation: s.generation)
                     do {

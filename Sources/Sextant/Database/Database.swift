@@ -157,9 +157,12 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
     /// - Throws: ``SextantError/Code/invalidName``, ``SextantError/Code/alreadyExists``,
     ///   ``SextantError/Code/invalidArgument`` for a dimension outside 1…65536.
     @discardableResult
-    public func createCollection(_ name: String, dimension: Int, metric: Metric = .cosine) throws(SextantError) -> VectorCollection {
+    public func createCollection(
+        _ name: String, dimension: Int, metric: Metric = .cosine, index: IndexConfiguration = IndexConfiguration()
+    ) throws(SextantError) -> VectorCollection {
         try checkOpen()
         try Self.validateName(name)
+        try index.validate()
         guard (1...65536).contains(dimension) else {
             throw SextantError(.invalidArgument, "dimension must be between 1 and 65536, not \(dimension)")
         }
@@ -175,7 +178,7 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
             let entry = Manifest.CollectionEntry(
                 id: m.nextCollectionID, name: name, dimension: dimension, metric: metric,
                 createdAt: Date().timeIntervalSince1970, segments: [], checkpointSeq: 0, firstLiveWALFile: 1,
-                nextSegmentID: 1, nextDeletionGeneration: 1)
+                nextSegmentID: 1, nextDeletionGeneration: 1, index: index)
             // The directory exists before the manifest names it; a crash in between leaves an orphan that
             // the next open removes.
             try VectorCollection.prepareDirectory(io: core.io, directory: core.collectionDirectory(entry.id))

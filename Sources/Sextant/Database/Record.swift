@@ -57,6 +57,10 @@ public struct CollectionInfo: Sendable, Codable {
         public var rows: Int
         public var liveRows: Int
         public var bytes: Int
+        /// "graph" (HNSW built), "building", or "exact" (searched by scan: too small, or not built yet).
+        public var index: String
+        /// Bytes of the segment's graph file (0 without one).
+        public var indexBytes: Int
     }
     public var name: String
     public var dimension: Int
@@ -65,6 +69,10 @@ public struct CollectionInfo: Sendable, Codable {
     public var segments: [SegmentInfo]
     /// Rows in the in-memory tables (active + frozen, not yet flushed).
     public var memtableRows: Int
+    /// Rows in segments that have a graph.
+    public var indexedRows: Int
+    /// The index parameters.
+    public var indexConfiguration: IndexConfiguration
     /// Bytes of all the collection's files (segments, deletion files, log).
     public var bytesOnDisk: Int
 }

@@ -8,6 +8,9 @@ import Synchronization
 package struct SealedSegment: Sendable {
     package var segment: Segment
     package var deleted: Bitmap
+    /// The segment's HNSW graph, once built (nil: searched exactly).
+    package var graph: HNSWGraph? = nil
+    package var graphFile: MappedGraphFile? = nil
     /// The persisted deletion generation (0 = none) and how many marks it holds. Marks are only ever
     /// added, so `deleted.setCount != persistedMarks` means new marks are not yet in a deletion file.
     package var generation: UInt64
@@ -18,7 +21,7 @@ package struct SealedSegment: Sendable {
 /// The immutable picture a query works on: sealed segments with their deletion marks, and the
 /// memtables with the row count and marks at the moment the view was taken.
 package struct ReadView: Sendable {
-    package var segments: [(segment: Segment, deleted: Bitmap)]
+    package var segments: [(segment: Segment, deleted: Bitmap, graph: HNSWGraph?, graphFile: MappedGraphFile?)]
     package var memtables: [(table: Memtable, count: Int, deleted: Bitmap)]
 }
 
@@ -30,10 +33,12 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     public let name: String
     public let dimension: Int
     public let metric: Metric
+    /// How sealed segments are indexed.
+    public let index: IndexConfiguration
     package let id: UInt64
     package let directory: String
-    private let database: DatabaseCore
-    private var io: any FileIO { database.io }
+    package let database: DatabaseCore
+    package var io: any FileIO { database.io }
     private var configuration: Configuration { database.configuration }
     package var databaseConfiguration: Configuration { database.configuration }
 
@@ -52,10 +57,17 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         var closed = false
         var optimizerError: SextantError?
         var optimizerScheduled = false
+        var indexingScheduled = false
+        /// The segment whose graph is being built, if any.
+        var building: UInt64?
+        /// The last graph build failure (the segment stays searchable exactly).
+        var indexingError: SextantError?
     }
     package let state: Mutex<State>
     private let commits = CommitQueue<Mutation.Batch, Int>()
-    private let optimizer: DispatchQueue
+    package let optimizer: DispatchQueue
+    /// Builds graphs for sealed segments, off the optimizer so long builds do not delay flushes.
+    package let indexer: DispatchQueue
     private let optimizerDone = NSCondition()
     private let memtableCapacity: Int
     private static let maxFrozen = 2
@@ -69,9 +81,11 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         self.name = entry.name
         self.dimension = entry.dimension
         self.metric = entry.metric
+        self.index = entry.index ?? IndexConfiguration()
         self.id = entry.id
         self.directory = database.collectionDirectory(entry.id)
         self.optimizer = DispatchQueue(label: "sextant.optimizer.\(entry.name)")
+        self.indexer = DispatchQueue(label: "sextant.indexer.\(entry.name)")
         let io = database.io
         let config = database.configuration
         let capacity = max(256, config.memtableBytes / max(1, entry.dimension * 4))
@@ -97,7 +111,16 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                 let dpath = directory + "/" + SegmentFile.deletionName(s.id, generation: s.deletionGeneration)
                 deleted = try DeletionFile.decode(try io.readFile(dpath), path: dpath, segmentID: s.id, rowCount: segment.rowCount)
             }
-            sealed.append(SealedSegment(segment: segment, deleted: deleted, generation: s.deletionGeneration, persistedMarks: deleted.setCount))
+            var sealedSegment = SealedSegment(segment: segment, deleted: deleted, generation: s.deletionGeneration, persistedMarks: deleted.setCount)
+            if s.graph == true {
+                // A graph is derived data: one that does not load is rebuilt, not a reason to fail the collection.
+                let gpath = directory + "/" + HNSWFile.name(s.id)
+                if let (graph, file) = try? HNSWFile.load(io: io, path: gpath, segmentID: s.id, rowCount: segment.rowCount) {
+                    sealedSegment.graph = graph
+                    sealedSegment.graphFile = file
+                }
+            }
+            sealed.append(sealedSegment)
         }
 
         // Replay the log.
@@ -147,8 +170,10 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         state = Mutex(replay)
 
         // Remove what no manifest names: temp files, unpublished segments, old deletion generations, old logs.
+        let loadedGraphs = Set(sealed.compactMap { $0.graph != nil ? $0.segment.id : nil })
         let named = Set(entry.segments.flatMap { s in
             [SegmentFile.name(s.id)] + (s.deletionGeneration != 0 ? [SegmentFile.deletionName(s.id, generation: s.deletionGeneration)] : [])
+                + (loadedGraphs.contains(s.id) ? [HNSWFile.name(s.id)] : [])
         })
         for name in try io.listDirectory(directory) where name != "wal" && !named.contains(name) {
             try io.unlink(directory + "/" + name)
@@ -160,6 +185,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             try io.unlink(walDir + "/" + name)
         }
         if state.withLock({ !$0.frozen.isEmpty }) { scheduleOptimizer() }
+        scheduleIndexing()
     }
 
     /// Creates the directory and first log file of a new collection (before the manifest names it).
@@ -384,7 +410,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         try state.withLock { (s) throws(SextantError) -> ReadView in
             if s.closed { throw SextantError(.closed, "collection '\(name)' is closed") }
             return ReadView(
-                segments: s.sealed.map { ($0.segment, $0.deleted) },
+                segments: s.sealed.map { ($0.segment, $0.deleted, $0.graph, $0.graphFile) },
                 memtables: ([s.active] + s.frozen.reversed()).map { ($0, $0.count, $0.deleted) })
         }
     }
@@ -483,7 +509,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         let view = try readView()
         let afterKey = after?.key
         var candidates: [(key: [UInt8], loc: Location)] = []
-        for (segment, deleted) in view.segments {
+        for (segment, deleted, _, _) in view.segments {
             var pos = 0
             if let afterKey {
                 pos = try afterKey.withBytes { (k) throws(SextantError) in try segment.lowerBound(k, inclusive: false) }
@@ -634,6 +660,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             finish: { s in
                 if let i = s.frozen.firstIndex(where: { $0 === table }) { s.frozen.remove(at: i) }
             })
+        scheduleIndexing()
     }
 
     /// Merges the sealed segments at `indices` into one, dropping deleted rows. Runs on the optimizer queue.
@@ -680,8 +707,10 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             checkpoint: nil, finish: { _ in })
         // The inputs are no longer named by the manifest: remove them (readers still holding a view keep
         // their mappings, which outlive the unlink).
+        scheduleIndexing()
         for input in inputs {
             try? io.unlink(directory + "/" + SegmentFile.name(input.segment.id))
+            try? io.unlink(directory + "/" + HNSWFile.name(input.segment.id))
             if input.generation != 0 {
                 try? io.unlink(directory + "/" + SegmentFile.deletionName(input.segment.id, generation: input.generation))
             }
@@ -742,14 +771,22 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         let segmentEntries: [Manifest.SegmentEntry] = sealedSnapshot.compactMap { s in
             if removing.contains(s.segment.id) { return nil }
             let (g, _) = generations[s.segment.id] ?? (s.generation, s.persistedMarks)
-            return Manifest.SegmentEntry(id: s.segment.id, rows: s.segment.rowCount, deletionGeneration: g, bytes: s.segment.fileSize)
+            return Manifest.SegmentEntry(
+                id: s.segment.id, rows: s.segment.rowCount, deletionGeneration: g, bytes: s.segment.fileSize,
+                graph: s.graph != nil ? true : nil)
         } + (newSegment.map { [Manifest.SegmentEntry(id: $0.segment.id, rows: $0.segment.rowCount, deletionGeneration: $0.generation, bytes: $0.segment.fileSize)] } ?? [])
         let (nextSegmentID, nextGeneration) = state.withLock { ($0.nextSegmentID, $0.nextDeletionGeneration) }
         try database.publish { m throws(SextantError) in
             guard let i = m.collections.firstIndex(where: { $0.id == id }) else {
                 throw SextantError(.closed, "collection '\(name)' was dropped")
             }
-            m.collections[i].segments = segmentEntries
+            // A graph published by the indexer after our snapshot was taken stays published.
+            let published = Set(m.collections[i].segments.compactMap { $0.graph == true ? $0.id : nil })
+            m.collections[i].segments = segmentEntries.map { e in
+                var e = e
+                if published.contains(e.id) { e.graph = true }
+                return e
+            }
             m.collections[i].nextSegmentID = nextSegmentID
             m.collections[i].nextDeletionGeneration = nextGeneration
             if let checkpoint {
@@ -812,6 +849,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             return s.wal
         }
         optimizer.sync {}
+        indexer.sync {}
         try? wal?.sync()
     }
 
@@ -823,13 +861,19 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         let (segments, memRows, count) = try state.withLock { (s) throws(SextantError) in
             if s.closed { throw SextantError(.closed, "collection '\(name)' is closed") }
             return (
-                s.sealed.map { CollectionInfo.SegmentInfo(id: $0.segment.id, rows: $0.segment.rowCount, liveRows: $0.liveRows, bytes: $0.segment.fileSize) },
+                s.sealed.map {
+                    CollectionInfo.SegmentInfo(
+                        id: $0.segment.id, rows: $0.segment.rowCount, liveRows: $0.liveRows, bytes: $0.segment.fileSize,
+                        index: $0.graph != nil ? "graph" : s.building == $0.segment.id ? "building" : "exact",
+                        indexBytes: $0.graphFile?.byteCount ?? 0)
+                },
                 s.active.count + s.frozen.reduce(0) { $0 + $1.count },
                 s.sealed.reduce(0) { $0 + $1.liveRows } + s.active.liveCount + s.frozen.reduce(0) { $0 + $1.liveCount })
         }
         return CollectionInfo(
             name: name, dimension: dimension, metric: metric, count: count, segments: segments,
-            memtableRows: memRows, bytesOnDisk: diskUsage(directory))
+            memtableRows: memRows, indexedRows: segments.filter { $0.index == "graph" }.reduce(0) { $0 + $1.rows },
+            indexConfiguration: index, bytesOnDisk: diskUsage(directory))
     }
 
     private func diskUsage(_ path: String) -> Int {

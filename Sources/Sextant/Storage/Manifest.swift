@@ -21,6 +21,8 @@ package struct Manifest: Codable, Sendable, Equatable {
         /// 0 = no deletion file.
         package var deletionGeneration: UInt64
         package var bytes: Int
+        /// Whether `<id>.hnsw` holds this segment's graph (absent in manifests written before graphs existed).
+        package var graph: Bool? = nil
     }
 
     package struct CollectionEntry: Codable, Sendable, Equatable {
@@ -36,6 +38,8 @@ package struct Manifest: Codable, Sendable, Equatable {
         package var firstLiveWALFile: UInt64
         package var nextSegmentID: UInt64
         package var nextDeletionGeneration: UInt64
+        /// How sealed segments are indexed (absent: the defaults).
+        package var index: IndexConfiguration? = nil
     }
 
     package var generation: UInt64 = 0

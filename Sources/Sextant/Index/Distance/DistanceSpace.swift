@@ -47,15 +47,4 @@ package struct DistanceSpace: @unchecked Sendable {  // read-only pointers into 
     package func distance(_ a: Int, _ b: Int) -> Float {
         distance(vectors + a * dimension, inverseNorms[a], b)
     }
-
-    /// Converts a key back to the public score (similarity for cosine/dot, distance otherwise).
-    @inline(__always)
-    package func score(_ key: Float) -> Float {
-        switch metric {
-        case .cosine: return 1 - key
-        case .dot: return -key
-        case .euclidean: return max(0, key).squareRoot()
-        case .manhattan: return key
-        }
-    }
 }

@@ -60,7 +60,7 @@ extension HNSWGraph {
                 while true {
                     let node = next.add(1, ordering: .relaxed).oldValue
                     if node >= count { return }
-                    if node & 1023 == 0 && shouldStop() {
+                    if node & 63 == 0 && shouldStop() {
                         stopped.store(true, ordering: .relaxed)
                         return
                     }

@@ -8,6 +8,11 @@
 //       Single-threaded exact search, one query at a time (VectorCollection.search, never the batch API),
 //       over all queries, `repeat` times; QPS is the median pass. --out writes one JSON line per query
 //       {"ids": [...], "scores": [...]} from the first pass, for the recall check.
+//   sextant-bench build DB COLLECTION VECTORS.npy --metric M [--m 16] [--efc 200] [--threads 2] ...
+//   sextant-bench ann DB COLLECTION QUERIES.npy [--ef-sweep 10,16,32,64,128,256] [--out HITS_%d.jsonl] ...
+//       The HNSW benchmark (ANN.swift; compiled only with SEXTANT_BENCH_HNSW=1, see Package.swift).
+//   sextant-bench features
+//       {"hnsw": true|false}: whether build/ann were compiled in.
 //
 // Benchmarks are not tests: this program reports, it never judges.
 
@@ -31,20 +36,21 @@ func die(_ message: String) -> Never {
     exit(2)
 }
 
+let usageText = """
+    usage:
+      sextant-bench open DB COLLECTION [--query Q.npy] [--row 0]
+      sextant-bench search DB COLLECTION QUERIES.npy [--k 10] [--repeat 3] [--warmup 5] [--out HITS.jsonl] [--max-queries N]
+      sextant-bench build DB COLLECTION VECTORS.npy --metric cosine|euclidean|dot [--m 16] [--efc 200] [--threads 2] [--batch 10000] [--memtable-mb N] [--poll-ms 100]
+      sextant-bench ann DB COLLECTION QUERIES.npy [--ef-sweep 10,16,32,64,128,256] [--k 10] [--repeat 3] [--min-time 0.5] [--warmup 5] [--out HITS_%d.jsonl] [--max-queries N]
+      sextant-bench features
+    """
+
 func usage(exitCode: Int32 = 2) -> Never {
     if exitCode == 0 {
-        print("""
-            usage:
-              sextant-bench open DB COLLECTION [--query Q.npy] [--row 0]
-              sextant-bench search DB COLLECTION QUERIES.npy [--k 10] [--repeat 3] [--warmup 5] [--out HITS.jsonl] [--max-queries N]
-            """)
+        print(usageText)
         exit(0)
     }
-    die("""
-        usage:
-          sextant-bench open DB COLLECTION [--query Q.npy] [--row 0]
-          sextant-bench search DB COLLECTION QUERIES.npy [--k 10] [--repeat 3] [--warmup 5] [--out HITS.jsonl] [--max-queries N]
-        """)
+    die(usageText)
 }
 
 /// Splits arguments into positionals and `--name value` options.
@@ -253,6 +259,18 @@ guard argv.count >= 2 else { usage() }
 switch argv[1] {
 case "open": runOpen(argv[2...])
 case "search": runSearch(argv[2...])
+case "build", "ann":
+    #if SEXTANT_HNSW
+    if argv[1] == "build" { runBuild(argv[2...]) } else { runANN(argv[2...]) }
+    #else
+    die("'\(argv[1])' needs the HNSW API: rebuild with SEXTANT_BENCH_HNSW=1 in the environment (bench/run_ann.sh does)")
+    #endif
+case "features":
+    #if SEXTANT_HNSW
+    print("{\"hnsw\":true}")
+    #else
+    print("{\"hnsw\":false}")
+    #endif
 case "-h", "--help", "help": usage(exitCode: 0)
 default: die("unknown subcommand '\(argv[1])'")
 }

@@ -1,0 +1,36 @@
+// Sextant — an embedded vector database. Licensed under Apache-2.0.
+
+/// How a collection's sealed segments are indexed for approximate search. Fixed when the collection is created.
+public struct IndexConfiguration: Sendable, Codable, Equatable {
+    /// Links per node per layer of the HNSW graph (aka `M`; layer 0 has 2·M). The default is 16.
+    public var neighborsPerNode: Int
+    /// Beam width while inserting into the graph (aka `efConstruction`). The default is 200.
+    public var indexingSearchCount: Int
+    /// Threads used to build a graph; 0 means every core. The default is 0.
+    public var indexingThreads: Int
+    /// Segments with fewer rows are searched exactly instead of getting a graph. The default is 1,024.
+    public var minimumRowsForGraph: Int
+
+    public init(neighborsPerNode: Int = 16, indexingSearchCount: Int = 200, indexingThreads: Int = 0, minimumRowsForGraph: Int = 1024) {
+        self.neighborsPerNode = neighborsPerNode
+        self.indexingSearchCount = indexingSearchCount
+        self.indexingThreads = indexingThreads
+        self.minimumRowsForGraph = minimumRowsForGraph
+    }
+
+    /// The beam width a search uses when the caller gives none (aka `ef`). The effective width is at least
+    /// the number of results asked for.
+    public static let defaultSearchWidth = 64
+
+    package func validate() throws(SextantError) {
+        guard (2...128).contains(neighborsPerNode) else {
+            throw SextantError(.invalidArgument, "neighborsPerNode (M) must be between 2 and 128, not \(neighborsPerNode)")
+        }
+        guard (1...10_000).contains(indexingSearchCount) else {
+            throw SextantError(.invalidArgument, "indexingSearchCount (efConstruction) must be between 1 and 10000, not \(indexingSearchCount)")
+        }
+        guard indexingThreads >= 0, minimumRowsForGraph >= 0 else {
+            throw SextantError(.invalidArgument, "indexingThreads and minimumRowsForGraph must not be negative")
+        }
+    }
+}

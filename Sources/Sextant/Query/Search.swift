@@ -1,0 +1,250 @@
+// Sextant — an embedded vector database. Licensed under Apache-2.0.
+
+import CSextantKernels
+import Dispatch
+import Synchronization
+
+/// How a search runs.
+public struct SearchOptions: Sendable, Hashable {
+    /// Beam width on graph segments (aka `ef`); nil means ``IndexConfiguration/defaultSearchWidth``. The
+    /// effective width is at least `limit`. Larger is slower and finds more of the true nearest neighbours.
+    public var searchWidth: Int?
+    /// Scan every row instead of using graphs: exact results, O(n) time.
+    public var exact: Bool
+
+    public init(searchWidth: Int? = nil, exact: Bool = false) {
+        self.searchWidth = searchWidth
+        self.exact = exact
+    }
+}
+
+extension VectorCollection {
+    /// Returns the `limit` records nearest to `query`, best first.
+    ///
+    /// Segments with a graph are searched approximately (HNSW, beam width `ef`); segments without one, and
+    /// the in-memory table, are scanned exactly; all of it merges into one top-k. A segment with few live
+    /// rows left is scanned exactly even if it has a graph, so a search asking for k results returns k
+    /// whenever k records exist. Scores: cosine and dot are similarities (higher is better); euclidean and
+    /// manhattan are distances (lower is better). Hits carry id and score, plus what `include` asks for.
+    /// - Complexity: O(ef · M · log n) distance evaluations per graph segment; O(rows · dimension) per
+    ///   exact segment.
+    /// - Throws: ``SextantError/Code/dimensionMismatch``, ``SextantError/Code/invalidVector``. An empty
+    ///   collection gives an empty result, which is not an error.
+    public func search(
+        _ query: [Float], limit: Int = 10, include: Include = [], ef: Int? = nil, exact: Bool = false
+    ) throws(SextantError) -> [SearchHit] {
+        try validateQuery(query, index: 0)
+        try validateLimits(limit: limit, ef: ef)
+        let view = try readView()
+        let scanner = makeScanner()
+        let options = SearchOptions(searchWidth: ef, exact: exact)
+        let top = try query.withUnsafeBufferPointer { (q) throws(SextantError) in
+            try scanner.scan(view, q.baseAddress!, qInverseNorm: inverseNorm(query), limit: limit, options: options)
+        }
+        return try hits(top, view: view, include: include)
+    }
+
+    /// Searches many queries at once, spread over all cores. Results are in query order.
+    public func search(
+        batch queries: [[Float]], limit: Int = 10, include: Include = [], ef: Int? = nil, exact: Bool = false
+    ) throws(SextantError) -> [[SearchHit]] {
+        for (i, q) in queries.enumerated() { try validateQuery(q, index: i) }
+        try validateLimits(limit: limit, ef: ef)
+        let view = try readView()
+        let scanner = makeScanner()
+        let options = SearchOptions(searchWidth: ef, exact: exact)
+        let results = Mutex([[SearchHit]?](repeating: nil, count: queries.count))
+        let failure = Mutex<SextantError?>(nil)
+        let next = Atomic<Int>(0)
+        let threads = min(queries.count, configuration_searchThreads)
+        DispatchQueue.concurrentPerform(iterations: max(1, threads)) { _ in
+            while true {
+                let i = next.add(1, ordering: .relaxed).oldValue
+                if i >= queries.count { return }
+                do throws(SextantError) {
+                    let top = try queries[i].withUnsafeBufferPointer { (q) throws(SextantError) in
+                        try scanner.scan(view, q.baseAddress!, qInverseNorm: inverseNorm(queries[i]), limit: limit, options: options)
+                    }
+                    let h = try hits(top, view: view, include: include)
+                    results.withLock { $0[i] = h }
+                } catch {
+                    failure.withLock { $0 = $0 ?? error }
+                    return
+                }
+            }
+        }
+        if let e = failure.withLock({ $0 }) { throw e }
+        return results.withLock { $0.map { $0 ?? [] } }
+    }
+
+    private func makeScanner() -> Scanner {
+        Scanner(metric: metric, dimension: dimension) { [weak self] segmentID, error in
+            self?.discardGraph(of: segmentID, because: error)
+        }
+    }
+
+    private func validateLimits(limit: Int, ef: Int?) throws(SextantError) {
+        guard limit > 0 else { throw SextantError(.invalidArgument, "limit must be positive, not \(limit)") }
+        if let ef, ef <= 0 { throw SextantError(.invalidArgument, "ef must be positive, not \(ef)") }
+    }
+
+    private var configuration_searchThreads: Int {
+        let n = databaseConfiguration.searchThreads
+        return n > 0 ? n : ProcessInfoCores.count
+    }
+
+    package func validateQuery(_ query: [Float], index: Int) throws(SextantError) {
+        guard query.count == dimension else {
+            throw SextantError(.dimensionMismatch, "query \(index): the vector has \(query.count) values; collection '\(name)' has dimension \(dimension)")
+        }
+        var allZero = true
+        for (j, x) in query.enumerated() {
+            if !x.isFinite { throw SextantError(.invalidVector, "query \(index): vector[\(j)] is \(x.isNaN ? "NaN" : "infinite")") }
+            if x != 0 { allZero = false }
+        }
+        if allZero && metric == .cosine {
+            throw SextantError(.invalidVector, "query \(index): a zero vector has no direction under the cosine metric")
+        }
+    }
+
+    /// Turns top-k payloads into hits, reading payloads only for the final rows.
+    private func hits(_ top: TopK, view: ReadView, include: Include) throws(SextantError) -> [SearchHit] {
+        let sorted = top.sorted()
+        var locations: [Location] = []
+        locations.reserveCapacity(sorted.count)
+        for (_, payload) in sorted {
+            let source = Int(payload >> 40)
+            let row = Int(payload & 0xFF_FFFF_FFFF)
+            if source < view.segments.count {
+                locations.append(.segment(view.segments[source].segment, row))
+            } else {
+                locations.append(.memtable(view.memtables[source - view.segments.count].table, row))
+            }
+        }
+        let records = try materialize(locations, include: include)
+        var out: [SearchHit] = []
+        out.reserveCapacity(sorted.count)
+        for (i, (key, _)) in sorted.enumerated() {
+            let r = records[i]
+            out.append(SearchHit(id: r.id, score: Scanner.score(key, metric: metric), metadata: r.metadata, document: r.document, vector: r.vector))
+        }
+        return out
+    }
+}
+
+enum ProcessInfoCores {
+    static let count: Int = {
+        #if canImport(Glibc)
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        #else
+        return 1
+        #endif
+    }()
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Searches a read view: graph segments by HNSW, the rest by exact scan with the best distance kernels
+/// for this CPU, all into one top-k of "lower is better" keys (the keys of ``DistanceSpace``).
+package struct Scanner: Sendable {
+    let metric: Metric
+    let dimension: Int
+    /// Called when a graph fails its checksum; that segment is then scanned exactly instead.
+    let onDamagedGraph: @Sendable (UInt64, SextantError) -> Void
+    private static let block = 1024
+
+    package init(metric: Metric, dimension: Int, onDamagedGraph: @escaping @Sendable (UInt64, SextantError) -> Void = { _, _ in }) {
+        self.metric = metric
+        self.dimension = dimension
+        self.onDamagedGraph = onDamagedGraph
+    }
+
+    /// The public score for a key: similarity for cosine and dot, distance for euclidean and manhattan.
+    @inline(__always)
+    package static func score(_ key: Float, metric: Metric) -> Float {
+        switch metric {
+        case .cosine: return 1 - key
+        case .dot: return -key
+        case .euclidean: return max(0, key).squareRoot()
+        case .manhattan: return key
+        }
+    }
+
+    /// Payload = source index << 40 | row.
+    package func scan(
+        _ view: ReadView, _ q: UnsafePointer<Float>, qInverseNorm: Float, limit: Int, options: SearchOptions
+    ) throws(SextantError) -> TopK {
+        var top = TopK(k: limit)
+        var buffer = [Float](repeating: 0, count: Self.block)
+        let ef = max(options.searchWidth ?? IndexConfiguration.defaultSearchWidth, limit)
+        for (i, (segment, deleted, graph, graphFile)) in view.segments.enumerated() {
+            let base = try segment.vectors()
+            let norms = try segment.inverseNorms()
+            let tag = UInt64(i) << 40
+            let live = segment.rowCount - deleted.setCount
+            // The planner: a graph pays off only while most rows are live; with few left, scan them.
+            var usable = graph != nil && !options.exact && live >= max(4 * ef, segment.rowCount / 10)
+            if usable, let graphFile {
+                do throws(SextantError) { try graphFile.verify() } catch {
+                    onDamagedGraph(segment.id, error)
+                    usable = false
+                }
+            }
+            if usable, let graph {
+                let space = DistanceSpace(metric: metric, dimension: dimension, vectors: base, inverseNorms: norms)
+                if deleted.setCount > 0 {
+                    graph.search(q, qInverseNorm: qInverseNorm, ef: ef, space: space, allow: { !deleted.contains($0) }, into: &top, tag: tag)
+                } else {
+                    graph.search(q, qInverseNorm: qInverseNorm, ef: ef, space: space, allow: nil, into: &top, tag: tag)
+                }
+            } else {
+                scanRows(q, qInverseNorm, base, norms, segment.rowCount, deleted, tag, &top, &buffer)
+            }
+        }
+        for (j, (table, count, deleted)) in view.memtables.enumerated() {
+            scanRows(q, qInverseNorm, table.vectors, UnsafePointer(table.inverseNorms), count, deleted, UInt64(view.segments.count + j) << 40, &top, &buffer)
+        }
+        return top
+    }
+
+    private func scanRows(
+        _ q: UnsafePointer<Float>, _ qInverseNorm: Float, _ base: UnsafePointer<Float>, _ norms: UnsafePointer<Float>, _ count: Int,
+        _ deleted: Bitmap, _ tag: UInt64, _ top: inout TopK, _ buffer: inout [Float]
+    ) {
+        let kernels = sx_kernels_best()!.pointee
+        let d = dimension
+        let anyDeleted = deleted.setCount > 0
+        buffer.withUnsafeMutableBufferPointer { out in
+            var start = 0
+            while start < count {
+                let n = min(Self.block, count - start)
+                let rows = base + start * d
+                switch metric {
+                case .cosine, .dot: kernels.dot_batch(q, rows, n, d, d, out.baseAddress!)
+                case .euclidean: kernels.l2sq_batch(q, rows, n, d, d, out.baseAddress!)
+                case .manhattan: kernels.l1_batch(q, rows, n, d, d, out.baseAddress!)
+                }
+                // Convert to the keys of DistanceSpace.
+                switch metric {
+                case .cosine:
+                    let nr = norms + start
+                    for i in 0..<n { out[i] = 1 - out[i] * nr[i] * qInverseNorm }
+                case .dot:
+                    for i in 0..<n { out[i] = -out[i] }
+                case .euclidean, .manhattan:
+                    break
+                }
+                var threshold = top.threshold
+                for i in 0..<n where out[i] < threshold {
+                    let row = start + i
+                    if anyDeleted && deleted.contains(row) { continue }
+                    top.insert(out[i], tag | UInt64(row))
+                    threshold = top.threshold
+                }
+                start += n
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+// Sextant — an embedded vector database. Licensed under Apache-2.0.
+
+import Foundation
+@testable import Sextant
+import SextantTestSupport
+import Testing
+
+/// Graphs inside collections: built in the background, persisted, mapped on reopen, merged with exact
+/// segments and the memtable.
+@Suite(.enabled(if: sharedDatasetPath() != nil, "needs ../shared/data/debian-minilm-20k"))
+struct HNSWDatasetRecallTests {
+    static let data = sharedDatasetPath() ?? ""
+
+    @Test(arguments: [Metric.cosine, .euclidean])
+    func recallAtEf64OnTheRealData(metric: Metric) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let base = try loadFloatMatrix(Self.data + "/base.f32.npy")
+        let queries = try loadFloatMatrix(Self.data + "/queries.f32.npy")
+        let db = try Database.open(at: dir.path)
+        defer { db.close() }
+        let c = try db.createCollection("d", dimension: 384, metric: metric)
+        for chunk in stride(from: 0, to: base.count, by: 5000) {
+            try c.upsert((chunk..<min(base.count, chunk + 5000)).map { Record(id: .int(UInt64($0)), vector: base[$0]) })
+        }
+        let t = Date()
+        try c.flush()
+        try c.waitForIndexing()
+        let info = try c.info()
+        #expect(info.indexedRows == base.count, "\(info.segments.map(\.index))")
+        print("[HNSW] \(metric): graph over \(base.count) rows in \(Date().timeIntervalSince(t)) s")
+
+        // Tie-aware recall@10 against the exact search of the same collection.
+        let sample = Array(queries.prefix(100))
+        let exact = try c.search(batch: sample, limit: 10, exact: true)
+        let approx = try c.search(batch: sample, limit: 10, ef: 64)
+        var hits = 0
+        for (e, a) in zip(exact, approx) {
+            let kth = e[9].score
+            hits += a.filter { metric.higherIsBetter ? $0.score >= kth - 1e-5 : $0.score <= kth + 1e-5 }.count
+            #expect(a.count == 10)
+        }
+        let recall = Double(hits) / Double(sample.count * 10)
+        print("[HNSW] \(metric): recall@10 at ef=64 = \(recall)")
+        #expect(recall >= 0.95)
+    }
+}
+
+@Suite struct HNSWCollectionTests {
+    func makeCollection(_ db: Database, rows: Int = 3000, seed: UInt64 = 1) throws -> (VectorCollection, [[Float]]) {
+        let vectors = randomVectors(rows, dimension: 16, seed: seed)
+        let c = try db.createCollection("g", dimension: 16, metric: .euclidean, index: IndexConfiguration(neighborsPerNode: 8, indexingSearchCount: 64, minimumRowsForGraph: 500))
+        try c.upsert(vectors.enumerated().map { Record(id: .int(UInt64($0.offset)), vector: $0.element) })
+        try c.flush()
+        try c.waitForIndexing()
+        return (c, vectors)
+    }
+
+    @Test func reopenGivesIdenticalResultsFromTheMappedGraph() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let queries = randomVectors(30, dimension: 16, seed: 77)
+        var before: [[SearchHit]] = []
+        do {
+            let db = try Database.open(at: dir.path)
+            let (c, _) = try makeCollection(db)
+            #expect(try c.info().segments.map(\.index) == ["graph"])
+            #expect(try c.info().segments[0].indexBytes > 0)
+            before = try queries.map { try c.search($0, limit: 10, ef: 32) }
+            db.close()
+        }
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/collections/0000000000000001/0000000000000001.hnsw"))
+        let db = try Database.open(at: dir.path)
+        let c = try db.collection("g")
+        #expect(try c.info().segments.map(\.index) == ["graph"])  // mapped, not rebuilt
+        let after = try queries.map { try c.search($0, limit: 10, ef: 32) }
+        #expect(before == after)
+        db.close()
+    }
+
+    @Test func deletedIdsAreNeverReturnedEvenDuringCompaction() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let db = try Database.open(at: dir.path)
+        defer { db.close() }
+        let (c, vectors) = try makeCollection(db)
+        // Delete every third record, then search for exactly those vectors while a compaction rewrites the
+        // segment (and its graph is rebuilt).
+        let doomed = Set(stride(from: 0, to: vectors.count, by: 3).map { RecordID.int(UInt64($0)) })
+        try c.delete(Array(doomed))
+        let compaction = Thread { try? c.compact() }
+        compaction.start()
+        for i in stride(from: 0, to: 600, by: 3) {
+            let hits = try c.search(vectors[i], limit: 10, ef: 32)
+            #expect(hits.count == 10)
+            #expect(!hits.contains { doomed.contains($0.id) }, "deleted id returned for query \(i)")
+        }
+        try c.waitForIndexing()
+        #expect(try c.count() == vectors.count - doomed.count)
+    }
+
+    @Test func recordsInGraphSegmentsExactSegmentsAndTheMemtableAllMerge() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let db = try Database.open(at: dir.path)
+        defer { db.close() }
+        let (c, _) = try makeCollection(db)
+        // A small segment (exact) and memtable rows, each holding the true nearest neighbour of a query.
+        try c.upsert([Record(id: .string("seg"), vector: Array(repeating: 50, count: 16))])
+        try c.flush()
+        try c.upsert([Record(id: .string("mem"), vector: Array(repeating: -50, count: 16))])
+        #expect(try c.info().segments.map(\.index) == ["graph", "exact"])
+        #expect(try c.search(Array(repeating: 49, count: 16), limit: 1, ef: 16).first?.id == .string("seg"))
+        #expect(try c.search(Array(repeating: -49, count: 16), limit: 1, ef: 16).first?.id == .string("mem"))
+    }
+
+    @Test func aFlippedByteInAGraphFileIsDetected() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        do {
+            let db = try Database.open(at: dir.path)
+            _ = try makeCollection(db)
+            db.close()
+        }
+        let path = dir.path + "/collections/0000000000000001/0000000000000001.hnsw"
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        data[data.count / 2] ^= 0x04  // inside the level-0 links
+        try data.write(to: URL(fileURLWithPath: path))
+        let report = Database.verify(at: dir.path)
+        #expect(report.problems.contains { $0.contains(".hnsw") }, "\(report.problems)")
+        // Searching still answers correctly (the damaged graph is not used) and the graph is rebuilt.
+        let db = try Database.open(at: dir.path)
+        let c = try db.collection("g")
+        let q = randomVectors(1, dimension: 16, seed: 5)[0]
+        let hits = try c.search(q, limit: 5, ef: 32)
+        #expect(hits == (try c.search(q, limit: 5, exact: true)))
+        try c.waitForIndexing()
+        #expect(try c.info().segments.map(\.index) == ["graph"])
+        db.close()
+        #expect(Database.verify(at: dir.path).isClean)
+    }
+}
