@@ -61,8 +61,17 @@ uint32_t sx_crc32c(uint32_t crc, const void *data, size_t len);
 /// Portable slicing-by-8 CRC-32C; always the same result as `sx_crc32c`.
 uint32_t sx_crc32c_sw(uint32_t crc, const void *data, size_t len);
 
+// Distances from q to the rows base + ids[i]*d (graph neighbours), prefetching ahead. Same arithmetic as
+// the best kernels' single-row functions.
+void sx_dot_gather(const float *q, const float *base, const uint32_t *ids, size_t n, size_t d, float *out);
+void sx_l2sq_gather(const float *q, const float *base, const uint32_t *ids, size_t n, size_t d, float *out);
+void sx_l1_gather(const float *q, const float *base, const uint32_t *ids, size_t n, size_t d, float *out);
+void sx_prefetch(const void *p);
+
 #ifdef __cplusplus
 }
 #endif
+
+
 
 #endif  // SEXTANT_KERNELS_H

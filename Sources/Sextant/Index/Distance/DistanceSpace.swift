@@ -47,4 +47,21 @@ package struct DistanceSpace: @unchecked Sendable {  // read-only pointers into 
     package func distance(_ a: Int, _ b: Int) -> Float {
         distance(vectors + a * dimension, inverseNorms[a], b)
     }
+
+    /// Distances from a query to `n` rows picked by index, into `out` (prefetching ahead; see gather.c).
+    @inline(__always)
+    package func distances(
+        _ q: UnsafePointer<Float>, _ qInverseNorm: Float, _ ids: UnsafePointer<UInt32>, _ n: Int, _ out: UnsafeMutablePointer<Float>
+    ) {
+        switch metric {
+        case .cosine:
+            sx_dot_gather(q, vectors, ids, n, dimension, out)
+            for i in 0..<n { out[i] = 1 - out[i] * qInverseNorm * inverseNorms[Int(ids[i])] }
+        case .dot:
+            sx_dot_gather(q, vectors, ids, n, dimension, out)
+            for i in 0..<n { out[i] = -out[i] }
+        case .euclidean: sx_l2sq_gather(q, vectors, ids, n, dimension, out)
+        case .manhattan: sx_l1_gather(q, vectors, ids, n, dimension, out)
+        }
+    }
 }

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 extension HNSWGraph {
-    /// Greedy descent through the upper layers to the closest node on `level + 1`'s way down.
+    /// Greedy descent from `entry` through the layers above `target`, each time to the closest neighbour.
     @inline(__always)
     func descend(
         _ q: UnsafePointer<Float>, _ qInv: Float, from entry: Int, entryDistance: Float, toLevel target: Int,
@@ -18,15 +18,12 @@ extension HNSWGraph {
             var changed = true
             while changed {
                 changed = false
-                let n = readLinks(cur, level: level, locks: locks, into: &ctx.neighborBuffer)
-                for i in 0..<n {
-                    let nb = Int(ctx.neighborBuffer[i])
-                    let d = space.distance(q, qInv, nb)
-                    if d < curDist {
-                        curDist = d
-                        cur = nb
-                        changed = true
-                    }
+                let n = readLinks(cur, level: level, locks: locks, into: ctx.ids)
+                space.distances(q, qInv, ctx.ids, n, ctx.distances)
+                for i in 0..<n where ctx.distances[i] < curDist {
+                    curDist = ctx.distances[i]
+                    cur = Int(ctx.ids[i])
+                    changed = true
                 }
             }
             level -= 1
@@ -36,13 +33,11 @@ extension HNSWGraph {
 
     /// Copies node's links at `level` into `buffer` (under its lock while the graph is being built).
     @inline(__always)
-    func readLinks(_ node: Int, level: Int, locks: StripedLocks?, into buffer: inout [UInt32]) -> Int {
+    func readLinks(_ node: Int, level: Int, locks: StripedLocks?, into buffer: UnsafeMutablePointer<UInt32>) -> Int {
         let block = links(node, level: level)
         locks?.lock(node)
         let n = Int(block[0])
-        buffer.withUnsafeMutableBufferPointer { b in
-            b.baseAddress!.update(from: block + 1, count: n)
-        }
+        buffer.update(from: block + 1, count: n)
         locks?.unlock(node)
         return n
     }
@@ -59,19 +54,34 @@ extension HNSWGraph {
         ctx.candidates.push(entryDistance, UInt32(entry))
         if allow?(entry) ?? true { ctx.results.push(entryDistance, UInt32(entry)) }
         var bound = ctx.results.isEmpty ? Float.infinity : ctx.results.top.0
+        let ids = ctx.ids
+        let dist = ctx.distances
         while !ctx.candidates.isEmpty {
             let (d, c) = ctx.candidates.top
             if d > bound && ctx.results.count >= ef { break }
             ctx.candidates.pop()
-            let n = readLinks(Int(c), level: level, locks: locks, into: &ctx.neighborBuffer)
+            // Unvisited neighbours first, then their distances in one prefetching call.
+            let block = links(Int(c), level: level)
+            locks?.lock(Int(c))
+            let n = Int(block[0])
+            var m = 0
             for i in 0..<n {
-                let nb = Int(ctx.neighborBuffer[i])
-                if !ctx.visit(nb) { continue }
-                let dn = space.distance(q, qInv, nb)
+                let nb = block[i + 1]
+                if ctx.visit(Int(nb)) {
+                    ids[m] = nb
+                    m += 1
+                }
+            }
+            locks?.unlock(Int(c))
+            if m == 0 { continue }
+            space.distances(q, qInv, ids, m, dist)
+            for j in 0..<m {
+                let dn = dist[j]
                 if ctx.results.count < ef || dn < bound {
-                    ctx.candidates.push(dn, UInt32(nb))
-                    if allow?(nb) ?? true {
-                        ctx.results.push(dn, UInt32(nb))
+                    let nb = ids[j]
+                    ctx.candidates.push(dn, nb)
+                    if allow?(Int(nb)) ?? true {
+                        ctx.results.push(dn, nb)
                         if ctx.results.count > ef { ctx.results.pop() }
                     }
                     if !ctx.results.isEmpty { bound = ctx.results.top.0 }

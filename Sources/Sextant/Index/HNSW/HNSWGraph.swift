@@ -85,24 +85,34 @@ package final class HNSWGraph: @unchecked Sendable {  // immutable after build; 
 
     // MARK: Search contexts
 
-    /// Scratch space for one search: a generation-stamped visited set and two heaps. Reused, never shared
-    /// between threads at the same time.
+    /// Scratch space for one search: a generation-stamped visited set, two heaps and neighbour buffers,
+    /// all raw memory so the traversal loop has no bounds or uniqueness checks. Reused through a pool, never
+    /// used by two threads at once.
     package final class SearchContext: @unchecked Sendable {  // used by one thread at a time (pooled)
-        var visited: UnsafeMutablePointer<UInt16>
+        let visited: UnsafeMutablePointer<UInt16>
         var generation: UInt16 = 0
         let capacity: Int
         var candidates = MinHeap()
         var results = MaxHeap()
-        var neighborBuffer: [UInt32]
+        /// Neighbour ids read from a link block, and their distances.
+        let ids: UnsafeMutablePointer<UInt32>
+        let distances: UnsafeMutablePointer<Float>
 
         init(count: Int, maxLinks: Int) {
             capacity = count
             visited = .allocate(capacity: max(1, count))
             visited.initialize(repeating: 0, count: max(1, count))
-            neighborBuffer = [UInt32](repeating: 0, count: maxLinks + 1)
+            ids = .allocate(capacity: maxLinks + 1)
+            distances = .allocate(capacity: maxLinks + 1)
         }
 
-        deinit { visited.deallocate() }
+        deinit {
+            visited.deallocate()
+            ids.deallocate()
+            distances.deallocate()
+            candidates.free()
+            results.free()
+        }
 
         /// Starts a new search: O(1) except once every 65,535 searches.
         @inline(__always)
@@ -132,124 +142,94 @@ package final class HNSWGraph: @unchecked Sendable {  // immutable after build; 
     }
 }
 
-/// A binary min-heap of (distance, node) on flat arrays.
-package struct MinHeap {
-    var keys: [Float] = []
-    var nodes: [UInt32] = []
-    var isEmpty: Bool { keys.isEmpty }
-    var count: Int { keys.count }
+/// A binary heap of (distance, node) pairs in raw, growable memory; `Order` picks min- or max-heap.
+package struct RawHeap<Order: HeapOrder> {
+    private(set) var keys: UnsafeMutablePointer<Float>
+    private(set) var nodes: UnsafeMutablePointer<UInt32>
+    private(set) var count = 0
+    private var capacity = 64
+
+    init() {
+        keys = .allocate(capacity: 64)
+        nodes = .allocate(capacity: 64)
+    }
+
+    /// Frees the memory; called by the owning context's deinit.
+    func free() {
+        keys.deallocate()
+        nodes.deallocate()
+    }
+
+    var isEmpty: Bool { count == 0 }
     var top: (Float, UInt32) { (keys[0], nodes[0]) }
 
-    mutating func removeAll() {
-        keys.removeAll(keepingCapacity: true)
-        nodes.removeAll(keepingCapacity: true)
+    @inline(__always) mutating func removeAll() { count = 0 }
+
+    private mutating func grow() {
+        let newCapacity = capacity * 2
+        let k = UnsafeMutablePointer<Float>.allocate(capacity: newCapacity)
+        let n = UnsafeMutablePointer<UInt32>.allocate(capacity: newCapacity)
+        k.update(from: keys, count: count)
+        n.update(from: nodes, count: count)
+        keys.deallocate()
+        nodes.deallocate()
+        keys = k
+        nodes = n
+        capacity = newCapacity
     }
 
     @inline(__always)
     mutating func push(_ key: Float, _ node: UInt32) {
-        keys.append(key)
-        nodes.append(node)
-        var i = keys.count - 1
-        keys.withUnsafeMutableBufferPointer { k in
-            nodes.withUnsafeMutableBufferPointer { n in
-                while i > 0 {
-                    let p = (i - 1) >> 1
-                    if k[p] <= k[i] { break }
-                    k.swapAt(p, i)
-                    n.swapAt(p, i)
-                    i = p
-                }
-            }
+        if count == capacity { grow() }
+        var i = count
+        count += 1
+        while i > 0 {
+            let p = (i - 1) >> 1
+            if !Order.before(key, keys[p]) { break }
+            keys[i] = keys[p]
+            nodes[i] = nodes[p]
+            i = p
         }
+        keys[i] = key
+        nodes[i] = node
     }
 
     @inline(__always)
     @discardableResult
     mutating func pop() -> (Float, UInt32) {
         let result = (keys[0], nodes[0])
-        let lastKey = keys.removeLast()
-        let lastNode = nodes.removeLast()
-        if !keys.isEmpty {
-            keys.withUnsafeMutableBufferPointer { k in
-                nodes.withUnsafeMutableBufferPointer { n in
-                    let count = k.count
-                    var i = 0
-                    while true {
-                        let l = 2 * i + 1
-                        if l >= count { break }
-                        var c = l
-                        if l + 1 < count && k[l + 1] < k[l] { c = l + 1 }
-                        if lastKey <= k[c] { break }
-                        k[i] = k[c]
-                        n[i] = n[c]
-                        i = c
-                    }
-                    k[i] = lastKey
-                    n[i] = lastNode
-                }
+        count -= 1
+        if count > 0 {
+            let lastKey = keys[count]
+            let lastNode = nodes[count]
+            var i = 0
+            while true {
+                let l = 2 * i + 1
+                if l >= count { break }
+                var c = l
+                if l + 1 < count && Order.before(keys[l + 1], keys[l]) { c = l + 1 }
+                if !Order.before(keys[c], lastKey) { break }
+                keys[i] = keys[c]
+                nodes[i] = nodes[c]
+                i = c
             }
+            keys[i] = lastKey
+            nodes[i] = lastNode
         }
         return result
     }
 }
 
-/// A binary max-heap of (distance, node): the current best results, worst on top.
-package struct MaxHeap {
-    var keys: [Float] = []
-    var nodes: [UInt32] = []
-    var isEmpty: Bool { keys.isEmpty }
-    var count: Int { keys.count }
-    var top: (Float, UInt32) { (keys[0], nodes[0]) }
-
-    mutating func removeAll() {
-        keys.removeAll(keepingCapacity: true)
-        nodes.removeAll(keepingCapacity: true)
-    }
-
-    @inline(__always)
-    mutating func push(_ key: Float, _ node: UInt32) {
-        keys.append(key)
-        nodes.append(node)
-        var i = keys.count - 1
-        keys.withUnsafeMutableBufferPointer { k in
-            nodes.withUnsafeMutableBufferPointer { n in
-                while i > 0 {
-                    let p = (i - 1) >> 1
-                    if k[p] >= k[i] { break }
-                    k.swapAt(p, i)
-                    n.swapAt(p, i)
-                    i = p
-                }
-            }
-        }
-    }
-
-    @inline(__always)
-    @discardableResult
-    mutating func pop() -> (Float, UInt32) {
-        let result = (keys[0], nodes[0])
-        let lastKey = keys.removeLast()
-        let lastNode = nodes.removeLast()
-        if !keys.isEmpty {
-            keys.withUnsafeMutableBufferPointer { k in
-                nodes.withUnsafeMutableBufferPointer { n in
-                    let count = k.count
-                    var i = 0
-                    while true {
-                        let l = 2 * i + 1
-                        if l >= count { break }
-                        var c = l
-                        if l + 1 < count && k[l + 1] > k[l] { c = l + 1 }
-                        if lastKey >= k[c] { break }
-                        k[i] = k[c]
-                        n[i] = n[c]
-                        i = c
-                    }
-                    k[i] = lastKey
-                    n[i] = lastNode
-                }
-            }
-        }
-        return result
-    }
+package protocol HeapOrder {
+    static func before(_ a: Float, _ b: Float) -> Bool
 }
+package enum Ascending: HeapOrder {
+    @inline(__always) package static func before(_ a: Float, _ b: Float) -> Bool { a < b }
+}
+package enum Descending: HeapOrder {
+    @inline(__always) package static func before(_ a: Float, _ b: Float) -> Bool { a > b }
+}
+/// Closest on top: the frontier of a beam search.
+package typealias MinHeap = RawHeap<Ascending>
+/// Farthest on top: the best results so far, the worst of them first out.
+package typealias MaxHeap = RawHeap<Descending>
