@@ -22,4 +22,9 @@ extern const sx_kernels sx_kernels_avx512_table;
 #define SX_HAVE_X86_KERNELS 0
 #endif
 
+#if SX_HAVE_X86_KERNELS
+// AVX-512 gather of rows by index (kernels_x86.c); m is SX_M_DOT, SX_M_L2SQ or SX_M_L1.
+void sx512_gather(int m, const float *q, const float *base, const uint32_t *ids, size_t n, size_t d, float *out);
+#endif
+
 #endif  // SEXTANT_KERNELS_INTERNAL_H

@@ -332,3 +332,33 @@ private func referenceCRC32C(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> 
         }
     }
 }
+
+@Suite struct GatherKernelTests {
+    /// The gathers (used by graph traversal) must equal the best single-row kernel bit for bit, for any
+    /// number of ids (the AVX-512 path takes four at a time) and any dimension.
+    @Test(arguments: [1, 3, 16, 17, 64, 100, 384, 385])
+    func gatherEqualsSingleRowKernels(dimension d: Int) {
+        var rng = RepeatableRandomNumberGenerator(seed: UInt64(d))
+        let n = 300
+        let base = (0..<(n * d)).map { _ in Float(Int(rng.next() % 2001) - 1000) / 997 }
+        let q = (0..<d).map { _ in Float(Int(rng.next() % 2001) - 1000) / 991 }
+        let k = sx_kernels_best()!.pointee
+        for count in [0, 1, 3, 4, 5, 8, 31, 32] {
+            let ids = (0..<count).map { _ in UInt32(rng.next() % UInt64(n)) }
+            var outs = [[Float]](repeating: [Float](repeating: 0, count: max(1, count)), count: 3)
+            base.withUnsafeBufferPointer { b in
+                q.withUnsafeBufferPointer { qb in
+                    sx_dot_gather(qb.baseAddress, b.baseAddress, ids, count, d, &outs[0])
+                    sx_l2sq_gather(qb.baseAddress, b.baseAddress, ids, count, d, &outs[1])
+                    sx_l1_gather(qb.baseAddress, b.baseAddress, ids, count, d, &outs[2])
+                    for (i, id) in ids.enumerated() {
+                        let row = b.baseAddress! + Int(id) * d
+                        #expect(outs[0][i].bitPattern == k.dot(qb.baseAddress, row, d).bitPattern)
+                        #expect(outs[1][i].bitPattern == k.l2sq(qb.baseAddress, row, d).bitPattern)
+                        #expect(outs[2][i].bitPattern == k.l1(qb.baseAddress, row, d).bitPattern)
+                    }
+                }
+            }
+        }
+    }
+}
