@@ -13,11 +13,14 @@ struct Create: ParsableCommand {
     @Option(name: .customLong("m"), help: "HNSW links per node (M).") var neighborsPerNode: Int = 16
     @Option(name: .customLong("ef-construction"), help: "HNSW beam width while building (efConstruction).") var efConstruction: Int = 200
     @Option(help: "Segments with fewer rows get no graph and are searched exactly.") var minGraphRows: Int = 1024
+    @Option(help: "none | int8: traverse graphs on int8 codes, rescoring candidates with the float vectors.") var quantization: String = "none"
 
     func run() throws {
         guard let m = Metric(name: metric) else { fail("unknown metric '\(metric)' (use cosine, dot, euclidean or manhattan)") }
         try withDatabase(global) { db in
-            let index = IndexConfiguration(neighborsPerNode: neighborsPerNode, indexingSearchCount: efConstruction, minimumRowsForGraph: minGraphRows)
+            guard let q = Quantization(rawValue: quantization) else { fail("unknown quantization '\(quantization)' (use none or int8)") }
+            let index = IndexConfiguration(
+                neighborsPerNode: neighborsPerNode, indexingSearchCount: efConstruction, minimumRowsForGraph: minGraphRows, quantization: q)
             try db.createCollection(name, dimension: dimension, metric: m, index: index)
             if global.json {
                 Output.line(#"{"created":"\#(name)","dimension":\#(dimension),"metric":"\#(m)"}"#)

@@ -68,6 +68,11 @@ void sx_l2sq_gather(const float *q, const float *base, const uint32_t *ids, size
 void sx_l1_gather(const float *q, const float *base, const uint32_t *ids, size_t n, size_t d, float *out);
 void sx_prefetch(const void *p);
 
+// int8 dot products of q with rows base + ids[i]*d (quantized traversal); exact int32 results.
+void sx_i8_dot_gather(const int8_t *q, const int8_t *base, const uint32_t *ids, size_t n, size_t d, int32_t *out);
+// The portable reference (tests compare the fast path against it).
+void sx_i8_dot_gather_scalar(const int8_t *q, const int8_t *base, const uint32_t *ids, size_t n, size_t d, int32_t *out);
+
 #ifdef __cplusplus
 }
 #endif

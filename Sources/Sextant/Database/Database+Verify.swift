@@ -56,6 +56,7 @@ extension Database {
                 if let file = s.graphFile {
                     do {
                         try file.verify()
+                        try s.codes?.verify()
                         report.filesChecked += 1
                         report.bytesChecked += file.byteCount
                     } catch {

@@ -163,6 +163,9 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
         try checkOpen()
         try Self.validateName(name)
         try index.validate()
+        if index.quantization == .int8 && metric == .manhattan {
+            throw SextantError(.invalidArgument, "int8 quantization supports the cosine, dot and euclidean metrics, not manhattan")
+        }
         guard (1...65536).contains(dimension) else {
             throw SextantError(.invalidArgument, "dimension must be between 1 and 65536, not \(dimension)")
         }

@@ -57,6 +57,12 @@ extension VectorCollection {
         try HNSWFile.write(graph, segmentID: id, io: io, path: path)
         // Serve from the mapping, so the graph's memory is the page cache's, not the heap's.
         let (mapped, file) = try HNSWFile.load(io: io, path: path, segmentID: id, rowCount: segment.rowCount)
+        var codes: QuantizedVectors?
+        if index.quantization == .int8 {
+            let qpath = directory + "/" + QuantizedVectors.name(id)
+            try QuantizedVectors.write(space: space, count: segment.rowCount, segmentID: id, io: io, path: qpath)
+            codes = try QuantizedVectors(io: io, path: qpath, segmentID: id, count: segment.rowCount, dimension: dimension)
+        }
         do {
             try database.publish { m throws(SextantError) in
                 guard let c = m.collections.firstIndex(where: { $0.id == self.id }),
@@ -65,9 +71,11 @@ extension VectorCollection {
                     throw SextantError(.notFound, "segment \(id) is gone")
                 }
                 m.collections[c].segments[i].graph = true
+                if codes != nil { m.collections[c].segments[i].quantized = true }
             }
         } catch {
             try? io.unlink(path)
+            try? io.unlink(directory + "/" + QuantizedVectors.name(id))
             state.withLock { $0.building = nil }
             if error.code == .notFound { return }  // compacted away meanwhile: nothing to do
             throw error
@@ -76,6 +84,7 @@ extension VectorCollection {
             if let i = s.sealed.firstIndex(where: { $0.segment.id == id }) {
                 s.sealed[i].graph = mapped
                 s.sealed[i].graphFile = file
+                s.sealed[i].codes = codes
             }
             s.building = nil
             s.indexingError = nil
@@ -89,6 +98,7 @@ extension VectorCollection {
             guard let i = s.sealed.firstIndex(where: { $0.segment.id == segmentID }), s.sealed[i].graph != nil else { return false }
             s.sealed[i].graph = nil
             s.sealed[i].graphFile = nil
+            s.sealed[i].codes = nil
             s.indexingError = nil
             return true
         }
@@ -98,8 +108,10 @@ extension VectorCollection {
                 let i = m.collections[c].segments.firstIndex(where: { $0.id == segmentID })
             else { return }
             m.collections[c].segments[i].graph = nil
+            m.collections[c].segments[i].quantized = nil
         }
         try? io.unlink(directory + "/" + HNSWFile.name(segmentID))
+        try? io.unlink(directory + "/" + QuantizedVectors.name(segmentID))
         scheduleIndexing()
     }
 

@@ -11,6 +11,8 @@ package struct SealedSegment: Sendable {
     /// The segment's HNSW graph, once built (nil: searched exactly).
     package var graph: HNSWGraph? = nil
     package var graphFile: MappedGraphFile? = nil
+    /// int8 codes for traversal, when the collection quantizes (published together with the graph).
+    package var codes: QuantizedVectors? = nil
     /// The persisted deletion generation (0 = none) and how many marks it holds. Marks are only ever
     /// added, so `deleted.setCount != persistedMarks` means new marks are not yet in a deletion file.
     package var generation: UInt64
@@ -21,7 +23,7 @@ package struct SealedSegment: Sendable {
 /// The immutable picture a query works on: sealed segments with their deletion marks, and the
 /// memtables with the row count and marks at the moment the view was taken.
 package struct ReadView: Sendable {
-    package var segments: [(segment: Segment, deleted: Bitmap, graph: HNSWGraph?, graphFile: MappedGraphFile?)]
+    package var segments: [(segment: Segment, deleted: Bitmap, graph: HNSWGraph?, graphFile: MappedGraphFile?, codes: QuantizedVectors?)]
     package var memtables: [(table: Memtable, count: Int, deleted: Bitmap)]
 }
 
@@ -116,8 +118,16 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                 // A graph is derived data: one that does not load is rebuilt, not a reason to fail the collection.
                 let gpath = directory + "/" + HNSWFile.name(s.id)
                 if let (graph, file) = try? HNSWFile.load(io: io, path: gpath, segmentID: s.id, rowCount: segment.rowCount) {
-                    sealedSegment.graph = graph
-                    sealedSegment.graphFile = file
+                    // Graph and codes are one unit: if the codes are wanted and do not load, rebuild both.
+                    let codes = s.quantized == true
+                        ? try? QuantizedVectors(io: io, path: directory + "/" + QuantizedVectors.name(s.id), segmentID: s.id,
+                                                count: segment.rowCount, dimension: entry.dimension)
+                        : nil
+                    if (entry.index ?? IndexConfiguration()).quantization == Quantization.none || codes != nil {
+                        sealedSegment.graph = graph
+                        sealedSegment.graphFile = file
+                        sealedSegment.codes = codes
+                    }
                 }
             }
             sealed.append(sealedSegment)
@@ -173,7 +183,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         let loadedGraphs = Set(sealed.compactMap { $0.graph != nil ? $0.segment.id : nil })
         let named = Set(entry.segments.flatMap { s in
             [SegmentFile.name(s.id)] + (s.deletionGeneration != 0 ? [SegmentFile.deletionName(s.id, generation: s.deletionGeneration)] : [])
-                + (loadedGraphs.contains(s.id) ? [HNSWFile.name(s.id)] : [])
+                + (loadedGraphs.contains(s.id) ? [HNSWFile.name(s.id), QuantizedVectors.name(s.id)] : [])
         })
         for name in try io.listDirectory(directory) where name != "wal" && !named.contains(name) {
             try io.unlink(directory + "/" + name)
@@ -410,7 +420,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         try state.withLock { (s) throws(SextantError) -> ReadView in
             if s.closed { throw SextantError(.closed, "collection '\(name)' is closed") }
             return ReadView(
-                segments: s.sealed.map { ($0.segment, $0.deleted, $0.graph, $0.graphFile) },
+                segments: s.sealed.map { ($0.segment, $0.deleted, $0.graph, $0.graphFile, $0.codes) },
                 memtables: ([s.active] + s.frozen.reversed()).map { ($0, $0.count, $0.deleted) })
         }
     }
@@ -509,7 +519,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         let view = try readView()
         let afterKey = after?.key
         var candidates: [(key: [UInt8], loc: Location)] = []
-        for (segment, deleted, _, _) in view.segments {
+        for (segment, deleted, _, _, _) in view.segments {
             var pos = 0
             if let afterKey {
                 pos = try afterKey.withBytes { (k) throws(SextantError) in try segment.lowerBound(k, inclusive: false) }
@@ -711,6 +721,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         for input in inputs {
             try? io.unlink(directory + "/" + SegmentFile.name(input.segment.id))
             try? io.unlink(directory + "/" + HNSWFile.name(input.segment.id))
+            try? io.unlink(directory + "/" + QuantizedVectors.name(input.segment.id))
             if input.generation != 0 {
                 try? io.unlink(directory + "/" + SegmentFile.deletionName(input.segment.id, generation: input.generation))
             }
@@ -773,7 +784,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             let (g, _) = generations[s.segment.id] ?? (s.generation, s.persistedMarks)
             return Manifest.SegmentEntry(
                 id: s.segment.id, rows: s.segment.rowCount, deletionGeneration: g, bytes: s.segment.fileSize,
-                graph: s.graph != nil ? true : nil)
+                graph: s.graph != nil ? true : nil, quantized: s.codes != nil ? true : nil)
         } + (newSegment.map { [Manifest.SegmentEntry(id: $0.segment.id, rows: $0.segment.rowCount, deletionGeneration: $0.generation, bytes: $0.segment.fileSize)] } ?? [])
         let (nextSegmentID, nextGeneration) = state.withLock { ($0.nextSegmentID, $0.nextDeletionGeneration) }
         try database.publish { m throws(SextantError) in
@@ -781,10 +792,11 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                 throw SextantError(.closed, "collection '\(name)' was dropped")
             }
             // A graph published by the indexer after our snapshot was taken stays published.
-            let published = Set(m.collections[i].segments.compactMap { $0.graph == true ? $0.id : nil })
+            let published = Dictionary(uniqueKeysWithValues: m.collections[i].segments.map { ($0.id, $0) })
             m.collections[i].segments = segmentEntries.map { e in
                 var e = e
-                if published.contains(e.id) { e.graph = true }
+                if published[e.id]?.graph == true { e.graph = true }
+                if published[e.id]?.quantized == true { e.quantized = true }
                 return e
             }
             m.collections[i].nextSegmentID = nextSegmentID
@@ -865,7 +877,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                     CollectionInfo.SegmentInfo(
                         id: $0.segment.id, rows: $0.segment.rowCount, liveRows: $0.liveRows, bytes: $0.segment.fileSize,
                         index: $0.graph != nil ? "graph" : s.building == $0.segment.id ? "building" : "exact",
-                        indexBytes: $0.graphFile?.byteCount ?? 0)
+                        indexBytes: ($0.graphFile?.byteCount ?? 0) + ($0.codes?.byteCount ?? 0))
                 },
                 s.active.count + s.frozen.reduce(0) { $0 + $1.count },
                 s.sealed.reduce(0) { $0 + $1.liveRows } + s.active.liveCount + s.frozen.reduce(0) { $0 + $1.liveCount })

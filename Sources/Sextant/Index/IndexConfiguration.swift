@@ -10,12 +10,38 @@ public struct IndexConfiguration: Sendable, Codable, Equatable {
     public var indexingThreads: Int
     /// Segments with fewer rows are searched exactly instead of getting a graph. The default is 1,024.
     public var minimumRowsForGraph: Int
+    /// Traverse graphs on int8 codes (``Quantization/int8``) or on the Float32 vectors. The default is `.none`.
+    public var quantization: Quantization
+    /// With int8, the beam is `ef × rescoreOversampling` wide on the codes, and every candidate it finds is
+    /// rescored with the Float32 vectors. The default is 1.
+    public var rescoreOversampling: Int
 
-    public init(neighborsPerNode: Int = 16, indexingSearchCount: Int = 200, indexingThreads: Int = 0, minimumRowsForGraph: Int = 1024) {
+    public init(
+        neighborsPerNode: Int = 16, indexingSearchCount: Int = 200, indexingThreads: Int = 0, minimumRowsForGraph: Int = 1024,
+        quantization: Quantization = .none, rescoreOversampling: Int = 1
+    ) {
         self.neighborsPerNode = neighborsPerNode
         self.indexingSearchCount = indexingSearchCount
         self.indexingThreads = indexingThreads
         self.minimumRowsForGraph = minimumRowsForGraph
+        self.quantization = quantization
+        self.rescoreOversampling = rescoreOversampling
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case neighborsPerNode, indexingSearchCount, indexingThreads, minimumRowsForGraph, quantization, rescoreOversampling
+    }
+
+    /// Fields added after the first manifests take their defaults when absent.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = IndexConfiguration()
+        neighborsPerNode = try c.decodeIfPresent(Int.self, forKey: .neighborsPerNode) ?? d.neighborsPerNode
+        indexingSearchCount = try c.decodeIfPresent(Int.self, forKey: .indexingSearchCount) ?? d.indexingSearchCount
+        indexingThreads = try c.decodeIfPresent(Int.self, forKey: .indexingThreads) ?? d.indexingThreads
+        minimumRowsForGraph = try c.decodeIfPresent(Int.self, forKey: .minimumRowsForGraph) ?? d.minimumRowsForGraph
+        quantization = try c.decodeIfPresent(Quantization.self, forKey: .quantization) ?? d.quantization
+        rescoreOversampling = try c.decodeIfPresent(Int.self, forKey: .rescoreOversampling) ?? d.rescoreOversampling
     }
 
     /// The beam width a search uses when the caller gives none (aka `ef`). The effective width is at least
@@ -28,6 +54,9 @@ public struct IndexConfiguration: Sendable, Codable, Equatable {
         }
         guard (1...10_000).contains(indexingSearchCount) else {
             throw SextantError(.invalidArgument, "indexingSearchCount (efConstruction) must be between 1 and 10000, not \(indexingSearchCount)")
+        }
+        guard (1...64).contains(rescoreOversampling) else {
+            throw SextantError(.invalidArgument, "rescoreOversampling must be between 1 and 64, not \(rescoreOversampling)")
         }
         guard indexingThreads >= 0, minimumRowsForGraph >= 0 else {
             throw SextantError(.invalidArgument, "indexingThreads and minimumRowsForGraph must not be negative")

@@ -11,10 +11,14 @@ public struct SearchOptions: Sendable, Hashable {
     public var searchWidth: Int?
     /// Scan every row instead of using graphs: exact results, O(n) time.
     public var exact: Bool
+    /// With int8 quantization: the beam on the codes is `searchWidth × oversampling` wide (see
+    /// ``IndexConfiguration/rescoreOversampling``).
+    public var oversampling: Int
 
-    public init(searchWidth: Int? = nil, exact: Bool = false) {
+    public init(searchWidth: Int? = nil, exact: Bool = false, oversampling: Int = 1) {
         self.searchWidth = searchWidth
         self.exact = exact
+        self.oversampling = oversampling
     }
 }
 
@@ -37,7 +41,7 @@ extension VectorCollection {
         try validateLimits(limit: limit, ef: ef)
         let view = try readView()
         let scanner = makeScanner()
-        let options = SearchOptions(searchWidth: ef, exact: exact)
+        let options = SearchOptions(searchWidth: ef, exact: exact, oversampling: index.rescoreOversampling)
         let top = try query.withUnsafeBufferPointer { (q) throws(SextantError) in
             try scanner.scan(view, q.baseAddress!, qInverseNorm: inverseNorm(query), limit: limit, options: options)
         }
@@ -52,7 +56,7 @@ extension VectorCollection {
         try validateLimits(limit: limit, ef: ef)
         let view = try readView()
         let scanner = makeScanner()
-        let options = SearchOptions(searchWidth: ef, exact: exact)
+        let options = SearchOptions(searchWidth: ef, exact: exact, oversampling: index.rescoreOversampling)
         let results = Mutex([[SearchHit]?](repeating: nil, count: queries.count))
         let failure = Mutex<SextantError?>(nil)
         let next = Atomic<Int>(0)
@@ -179,7 +183,7 @@ package struct Scanner: Sendable {
         var top = TopK(k: limit)
         var buffer = [Float](repeating: 0, count: Self.block)
         let ef = max(options.searchWidth ?? IndexConfiguration.defaultSearchWidth, limit)
-        for (i, (segment, deleted, graph, graphFile)) in view.segments.enumerated() {
+        for (i, (segment, deleted, graph, graphFile, codes)) in view.segments.enumerated() {
             let base = try segment.vectors()
             let norms = try segment.inverseNorms()
             let tag = UInt64(i) << 40
@@ -187,14 +191,22 @@ package struct Scanner: Sendable {
             // The planner: a graph pays off only while most rows are live; with few left, scan them.
             var usable = graph != nil && !options.exact && live >= max(4 * ef, segment.rowCount / 10)
             if usable, let graphFile {
-                do throws(SextantError) { try graphFile.verify() } catch {
+                do throws(SextantError) {
+                    try graphFile.verify()
+                    try codes?.verify()
+                } catch {
                     onDamagedGraph(segment.id, error)
                     usable = false
                 }
             }
             if usable, let graph {
                 let space = DistanceSpace(metric: metric, dimension: dimension, vectors: base, inverseNorms: norms)
-                if deleted.setCount > 0 {
+                let allow: ((Int) -> Bool)? = deleted.setCount > 0 ? { !deleted.contains($0) } : nil
+                if let codes {
+                    graph.searchQuantized(
+                        q, qInverseNorm: qInverseNorm, ef: ef, oversampling: options.oversampling, space: space, codes: codes,
+                        allow: allow, into: &top, tag: tag)
+                } else if deleted.setCount > 0 {
                     graph.search(q, qInverseNorm: qInverseNorm, ef: ef, space: space, allow: { !deleted.contains($0) }, into: &top, tag: tag)
                 } else {
                     graph.search(q, qInverseNorm: qInverseNorm, ef: ef, space: space, allow: nil, into: &top, tag: tag)

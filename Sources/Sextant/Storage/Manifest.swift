@@ -23,6 +23,8 @@ package struct Manifest: Codable, Sendable, Equatable {
         package var bytes: Int
         /// Whether `<id>.hnsw` holds this segment's graph (absent in manifests written before graphs existed).
         package var graph: Bool? = nil
+        /// Whether `<id>.q8` holds the segment's int8 codes (published together with the graph).
+        package var quantized: Bool? = nil
     }
 
     package struct CollectionEntry: Codable, Sendable, Equatable {

@@ -21,6 +21,27 @@ struct HNSWProbe {
         let t0 = Date()
         let graph = try #require(HNSWGraph.build(space: space, count: f.n, neighborsPerNode: 16, indexingSearchCount: 200, threads: 2))
         print("build 2 threads: \(Date().timeIntervalSince(t0)) s, max level \(graph.maxLevel)")
+        let qdir = TemporaryDirectory()
+        defer { qdir.cleanup() }
+        try QuantizedVectors.write(space: space, count: f.n, segmentID: 1, io: PosixFileIO(), path: qdir.sub("c.q8"))
+        let codes = try QuantizedVectors(io: PosixFileIO(), path: qdir.sub("c.q8"), segmentID: 1, count: f.n, dimension: f.d)
+        for ef in [10, 16, 32, 64, 128] {
+            var hits = 0
+            let t = Date()
+            for _ in 0..<3 {
+                hits = 0
+                for (qi, q) in queries.enumerated() {
+                    var top = TopK(k: 10)
+                    q.withUnsafeBufferPointer { qb in
+                        graph.searchQuantized(qb.baseAddress!, qInverseNorm: inverseNorm(q), ef: ef, oversampling: 1, space: space, codes: codes, allow: nil, into: &top, tag: 0)
+                    }
+                    let tenth = gtScores[qi * 100 + 9]
+                    hits += top.sorted().filter { 1 - $0.key >= tenth - 1e-5 }.count
+                }
+            }
+            let qps = Double(queries.count * 3) / Date().timeIntervalSince(t)
+            print("int8 ef \(ef): recall \(Double(hits) / Double(queries.count * 10)), QPS \(Int(qps))")
+        }
         for ef in [10, 16, 32, 64, 128] {
             var hits = 0
             let t = Date()

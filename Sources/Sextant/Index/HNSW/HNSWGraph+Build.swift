@@ -91,19 +91,15 @@ extension HNSWGraph {
         }
         defer { if grows { growLock.unlock(0) } }
 
-        let q = space.vector(node)
-        let qInv = space.inverseNorms[node]
+        let query = FloatQuery(space: space, q: space.vector(node), qInverseNorm: space.inverseNorms[node])
         var cur = entry
-        var curDist = space.distance(q, qInv, cur)
+        var curDist = query.distance(cur)
         if level < top {
-            (cur, curDist) = descend(
-                q, qInv, from: cur, entryDistance: curDist, toLevel: level, topLevel: top, space: space, locks: locks, ctx: ctx)
+            (cur, curDist) = descend(query, from: cur, entryDistance: curDist, toLevel: level, topLevel: top, locks: locks, ctx: ctx)
         }
         var l = min(level, top)
         while l >= 0 {
-            searchLayer(
-                q, qInv, entry: cur, entryDistance: curDist, ef: indexingSearchCount, level: l, space: space, locks: locks,
-                ctx: ctx, allow: nil)
+            searchLayer(query, entry: cur, entryDistance: curDist, ef: indexingSearchCount, level: l, locks: locks, ctx: ctx, allow: nil)
             var candidates: [(Float, UInt32)] = []
             candidates.reserveCapacity(ctx.results.count)
             while !ctx.results.isEmpty { candidates.append(ctx.results.pop()) }

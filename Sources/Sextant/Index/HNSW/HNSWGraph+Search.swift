@@ -1,15 +1,69 @@
 // Sextant — an embedded vector database. Licensed under Apache-2.0.
 
+import CSextantKernels
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
+/// Distances from one fixed query to graph nodes, as "lower is better" keys. Traversal is generic over it
+/// (specialized per conformance, no existentials in the loop): Float32 vectors or int8 codes.
+package protocol TraversalSpace {
+    func distance(_ node: Int) -> Float
+    func distances(_ ids: UnsafePointer<UInt32>, _ n: Int, _ out: UnsafeMutablePointer<Float>)
+}
+
+/// A query against the Float32 vectors.
+package struct FloatQuery: TraversalSpace {
+    let space: DistanceSpace
+    let q: UnsafePointer<Float>
+    let qInverseNorm: Float
+    @inline(__always) package func distance(_ node: Int) -> Float { space.distance(q, qInverseNorm, node) }
+    @inline(__always) package func distances(_ ids: UnsafePointer<UInt32>, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
+        space.distances(q, qInverseNorm, ids, n, out)
+    }
+}
+
+/// A query against int8 codes: the same keys as ``DistanceSpace``, approximately.
+package struct Int8Query: TraversalSpace {
+    let codes: UnsafePointer<Int8>
+    let query: UnsafePointer<Int8>
+    let dimension: Int
+    let metric: Metric
+    /// scale² (dot products of codes are in units of scale²).
+    let scale2: Float
+    let squaredNorms: UnsafePointer<Float>
+    let qSquaredNorm: Float
+    let scratch: UnsafeMutablePointer<Int32>
+
+    @inline(__always) func key(_ dot: Int32, _ node: Int) -> Float {
+        let d = Float(dot) * scale2
+        switch metric {
+        case .cosine: return 1 - d
+        case .dot: return -d
+        case .euclidean: return qSquaredNorm + squaredNorms[node] - 2 * d
+        case .manhattan: return -d  // not offered for manhattan (rejected at create)
+        }
+    }
+
+    @inline(__always) package func distance(_ node: Int) -> Float {
+        var id = UInt32(node)
+        sx_i8_dot_gather(query, codes, &id, 1, dimension, scratch)
+        return key(scratch[0], node)
+    }
+
+    @inline(__always) package func distances(_ ids: UnsafePointer<UInt32>, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
+        sx_i8_dot_gather(query, codes, ids, n, dimension, scratch)
+        for i in 0..<n { out[i] = key(scratch[i], Int(ids[i])) }
+    }
+}
+
 extension HNSWGraph {
     /// Greedy descent from `entry` through the layers above `target`, each time to the closest neighbour.
     @inline(__always)
-    func descend(
-        _ q: UnsafePointer<Float>, _ qInv: Float, from entry: Int, entryDistance: Float, toLevel target: Int,
-        topLevel: Int, space: DistanceSpace, locks: StripedLocks?, ctx: SearchContext
+    func descend<S: TraversalSpace>(
+        _ query: S, from entry: Int, entryDistance: Float, toLevel target: Int, topLevel: Int,
+        locks: StripedLocks?, ctx: SearchContext
     ) -> (Int, Float) {
         var cur = entry
         var curDist = entryDistance
@@ -19,7 +73,7 @@ extension HNSWGraph {
             while changed {
                 changed = false
                 let n = readLinks(cur, level: level, locks: locks, into: ctx.ids)
-                space.distances(q, qInv, ctx.ids, n, ctx.distances)
+                query.distances(ctx.ids, n, ctx.distances)
                 for i in 0..<n where ctx.distances[i] < curDist {
                     curDist = ctx.distances[i]
                     cur = Int(ctx.ids[i])
@@ -45,9 +99,9 @@ extension HNSWGraph {
     /// Beam search on one layer (Algorithm 2 of the paper). On return `ctx.results` holds the best `ef`
     /// allowed nodes found (a max-heap). Nodes that are not allowed are still traversed — they connect the
     /// graph — but never returned.
-    func searchLayer(
-        _ q: UnsafePointer<Float>, _ qInv: Float, entry: Int, entryDistance: Float, ef: Int, level: Int,
-        space: DistanceSpace, locks: StripedLocks?, ctx: SearchContext, allow: ((Int) -> Bool)?
+    func searchLayer<S: TraversalSpace>(
+        _ query: S, entry: Int, entryDistance: Float, ef: Int, level: Int,
+        locks: StripedLocks?, ctx: SearchContext, allow: ((Int) -> Bool)?
     ) {
         ctx.reset()
         _ = ctx.visit(entry)
@@ -74,7 +128,7 @@ extension HNSWGraph {
             }
             locks?.unlock(Int(c))
             if m == 0 { continue }
-            space.distances(q, qInv, ids, m, dist)
+            query.distances(ids, m, dist)
             for j in 0..<m {
                 let dn = dist[j]
                 if ctx.results.count < ef || dn < bound {
@@ -90,6 +144,14 @@ extension HNSWGraph {
         }
     }
 
+    /// Descends and beam-searches layer 0; `ctx.results` holds the best `ef` allowed nodes.
+    private func traverse<S: TraversalSpace>(_ query: S, ef: Int, allow: ((Int) -> Bool)?, ctx: SearchContext) {
+        let entryDistance = query.distance(entryPoint)
+        let (start, startDistance) = descend(
+            query, from: entryPoint, entryDistance: entryDistance, toLevel: 0, topLevel: maxLevel, locks: nil, ctx: ctx)
+        searchLayer(query, entry: start, entryDistance: startDistance, ef: ef, level: 0, locks: nil, ctx: ctx, allow: allow)
+    }
+
     /// The approximately nearest allowed rows to `q`, pushed into `top` with `tag | row` payloads.
     ///
     /// - Complexity: O(`ef` · `neighborsPerNode` · log n) distance evaluations, expected (`ef` is the width
@@ -100,16 +162,39 @@ extension HNSWGraph {
     ) {
         guard count > 0 else { return }
         withContext { ctx in
-            let entryDistance = space.distance(q, qInverseNorm, entryPoint)
-            let (start, startDistance) = descend(
-                q, qInverseNorm, from: entryPoint, entryDistance: entryDistance, toLevel: 0, topLevel: maxLevel,
-                space: space, locks: nil, ctx: ctx)
-            searchLayer(
-                q, qInverseNorm, entry: start, entryDistance: startDistance, ef: max(ef, top.k), level: 0,
-                space: space, locks: nil, ctx: ctx, allow: allow)
+            traverse(FloatQuery(space: space, q: q, qInverseNorm: qInverseNorm), ef: max(ef, top.k), allow: allow, ctx: ctx)
             for i in 0..<ctx.results.count {
                 top.insert(ctx.results.keys[i], tag | UInt64(ctx.results.nodes[i]))
             }
+        }
+    }
+
+    /// Like ``search(_:qInverseNorm:ef:space:allow:into:tag:)``, but the beam (`ef × oversampling`) runs on
+    /// int8 codes and every candidate it finds is rescored with the Float32 vectors, so the scores returned
+    /// are exact and only the candidate set is approximate.
+    package func searchQuantized(
+        _ q: UnsafePointer<Float>, qInverseNorm: Float, ef: Int, oversampling: Int, space: DistanceSpace,
+        codes: QuantizedVectors, allow: ((Int) -> Bool)?, into top: inout TopK, tag: UInt64
+    ) {
+        guard count > 0 else { return }
+        let d = space.dimension
+        withContext { ctx in
+            withUnsafeTemporaryAllocation(of: Int8.self, capacity: d) { qCodes in
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: maxLinks0 + 1) { scratch in
+                    codes.encode(q, inverseNorm: qInverseNorm, metric: space.metric, into: qCodes.baseAddress!)
+                    var qn: Float = 0
+                    for j in 0..<d { qn += q[j] * q[j] }
+                    let query = Int8Query(
+                        codes: codes.codes, query: qCodes.baseAddress!, dimension: d, metric: space.metric,
+                        scale2: codes.scale * codes.scale, squaredNorms: codes.squaredNorms, qSquaredNorm: qn,
+                        scratch: scratch.baseAddress!)
+                    traverse(query, ef: max(ef, top.k) * max(1, oversampling), allow: allow, ctx: ctx)
+                }
+            }
+            let n = ctx.results.count
+            space.distances(q, qInverseNorm, UnsafePointer(ctx.results.nodes), n, ctx.rescored(n))
+            let exact = ctx.rescored(n)
+            for i in 0..<n { top.insert(exact[i], tag | UInt64(ctx.results.nodes[i])) }
         }
     }
 }

@@ -97,6 +97,18 @@ package final class HNSWGraph: @unchecked Sendable {  // immutable after build; 
         /// Neighbour ids read from a link block, and their distances.
         let ids: UnsafeMutablePointer<UInt32>
         let distances: UnsafeMutablePointer<Float>
+        /// Exact distances of quantized-search candidates (grown on demand).
+        private var rescoreBuffer: UnsafeMutablePointer<Float>
+        private var rescoreCapacity = 0
+
+        func rescored(_ n: Int) -> UnsafeMutablePointer<Float> {
+            if n > rescoreCapacity {
+                rescoreBuffer.deallocate()
+                rescoreCapacity = max(n, 2 * rescoreCapacity)
+                rescoreBuffer = .allocate(capacity: rescoreCapacity)
+            }
+            return rescoreBuffer
+        }
 
         init(count: Int, maxLinks: Int) {
             capacity = count
@@ -104,12 +116,14 @@ package final class HNSWGraph: @unchecked Sendable {  // immutable after build; 
             visited.initialize(repeating: 0, count: max(1, count))
             ids = .allocate(capacity: maxLinks + 1)
             distances = .allocate(capacity: maxLinks + 1)
+            rescoreBuffer = .allocate(capacity: 1)
         }
 
         deinit {
             visited.deallocate()
             ids.deallocate()
             distances.deallocate()
+            rescoreBuffer.deallocate()
             candidates.free()
             results.free()
         }
