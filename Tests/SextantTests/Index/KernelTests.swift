@@ -362,3 +362,26 @@ private func referenceCRC32C(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> 
         }
     }
 }
+
+@Suite struct Int8KernelTests {
+    @Test(arguments: [1, 7, 31, 32, 33, 64, 100, 384, 768])
+    func int8GatherEqualsTheScalarReference(dimension d: Int) {
+        var rng = RepeatableRandomNumberGenerator(seed: UInt64(d) &* 31)
+        let n = 200
+        // Include the extremes: -127…127 products must not overflow.
+        let base: [Int8] = (0..<(n * d)).map { i in i % 17 == 0 ? -127 : Int8(Int(rng.next() % 255) - 127) }
+        let q: [Int8] = (0..<d).map { j in j % 5 == 0 ? 127 : Int8(Int(rng.next() % 255) - 127) }
+        for count in [0, 1, 2, 3, 9, 32] {
+            let ids = (0..<count).map { _ in UInt32(rng.next() % UInt64(n)) }
+            var fast = [Int32](repeating: 0, count: max(1, count))
+            var reference = [Int32](repeating: 0, count: max(1, count))
+            sx_i8_dot_gather(q, base, ids, count, d, &fast)
+            sx_i8_dot_gather_scalar(q, base, ids, count, d, &reference)
+            #expect(fast == reference)
+            for (i, id) in ids.enumerated() {
+                let expected = (0..<d).reduce(Int32(0)) { $0 + Int32(q[$1]) * Int32(base[Int(id) * d + $1]) }
+                #expect(reference[i] == expected)
+            }
+        }
+    }
+}
