@@ -14,12 +14,13 @@ import Foundation
 #endif
 
 // The HNSW subcommands (Sources/sextant-bench/ANN.swift: `build`, `ann`) use the API of issue 3
-// (IndexConfiguration, waitForIndexing, search(…, ef:)). bench/run_ann.sh sets SEXTANT_BENCH_HNSW=1 once
-// the library has it; without it the driver builds against the older API too (bench/run.sh).
+// (IndexConfiguration, waitForIndexing, search(…, ef:)). They are compiled in unless SEXTANT_BENCH_HNSW=0 is
+// in the environment (bench/run_ann.sh sets 0 only for a library without `IndexConfiguration`), so
+// bench/run.sh and bench/run_ann.sh build the same binary in the shared scratch path.
 #if canImport(Foundation)
-let hnsw = ProcessInfo.processInfo.environment["SEXTANT_BENCH_HNSW"] == "1"
+let hnsw = ProcessInfo.processInfo.environment["SEXTANT_BENCH_HNSW"] != "0"
 #else
-let hnsw = false
+let hnsw = true
 #endif
 
 let package = Package(

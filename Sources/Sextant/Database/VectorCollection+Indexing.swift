@@ -34,7 +34,9 @@ extension VectorCollection {
     private func nextSegmentToIndex() -> Segment? {
         state.withLock { s -> Segment? in
             if s.closed { return nil }
-            guard let next = s.sealed.first(where: { $0.graph == nil && $0.segment.rowCount >= max(1, index.minimumRowsForGraph) }) else {
+            guard let next = s.sealed.first(where: {
+                $0.graph == nil && $0.segment.rowCount >= max(1, index.minimumRowsForGraph) && !s.merging.contains($0.segment.id)
+            }) else {
                 return nil
             }
             s.building = next.segment.id
@@ -48,7 +50,9 @@ extension VectorCollection {
         let graph = HNSWGraph.build(
             space: space, count: segment.rowCount, neighborsPerNode: index.neighborsPerNode,
             indexingSearchCount: index.indexingSearchCount, threads: index.indexingThreads, seed: id,
-            shouldStop: { [self] in state.withLock { s in s.closed || !s.sealed.contains { $0.segment.id == id } } })
+            shouldStop: { [self] in
+                state.withLock { s in s.closed || s.merging.contains(id) || !s.sealed.contains { $0.segment.id == id } }
+            })
         guard let graph else {
             state.withLock { $0.building = nil }
             return
@@ -124,7 +128,7 @@ extension VectorCollection {
             scheduleIndexing(force: true)
             indexer.sync {}
             let (done, error) = state.withLock { s in
-                (s.frozen.isEmpty && s.building == nil
+                (s.frozen.isEmpty && s.building == nil && s.merging.isEmpty
                     && !s.sealed.contains { $0.graph == nil && $0.segment.rowCount >= max(1, index.minimumRowsForGraph) },
                  s.indexingError)
             }

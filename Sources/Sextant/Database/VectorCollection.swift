@@ -60,6 +60,8 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         var optimizerError: SextantError?
         var optimizerScheduled = false
         var indexingScheduled = false
+        /// Segments a running merge is replacing: building their graphs would be wasted work.
+        var merging: Set<UInt64> = []
         /// The segment whose graph is being built, if any.
         var building: UInt64?
         /// The last graph build failure (the segment stays searchable exactly).
@@ -677,7 +679,13 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     private func merge(_ indices: [Int]) throws(SextantError) {
         let (inputs, segmentID) = state.withLock { s in
             defer { s.nextSegmentID += 1 }
-            return (indices.map { s.sealed[$0] }, s.nextSegmentID)
+            let inputs = indices.map { s.sealed[$0] }
+            s.merging.formUnion(inputs.map(\.segment.id))
+            return (inputs, s.nextSegmentID)
+        }
+        defer {
+            state.withLock { s in s.merging.subtract(inputs.map(\.segment.id)) }
+            scheduleIndexing()
         }
         var rows: [(segment: Segment, row: Int)] = []
         var newRowOf: [[Int32]] = []

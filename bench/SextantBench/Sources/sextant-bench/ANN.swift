@@ -14,8 +14,8 @@
 //       and at least `min-time` seconds); QPS is the median pass. `--out` with %d (replaced by the ef)
 //       writes the first pass's hits.
 //
-// Compiled only when the package is built with SEXTANT_BENCH_HNSW=1 in the environment (Package.swift),
-// which bench/run_ann.sh sets once the library has `IndexConfiguration`.
+// Compiled in unless the package is built with SEXTANT_BENCH_HNSW=0 in the environment (Package.swift;
+// bench/run_ann.sh sets it for a library that has no `IndexConfiguration` yet).
 
 #if SEXTANT_HNSW
 

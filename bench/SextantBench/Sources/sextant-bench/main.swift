@@ -10,7 +10,7 @@
 //       {"ids": [...], "scores": [...]} from the first pass, for the recall check.
 //   sextant-bench build DB COLLECTION VECTORS.npy --metric M [--m 16] [--efc 200] [--threads 2] ...
 //   sextant-bench ann DB COLLECTION QUERIES.npy [--ef-sweep 10,16,32,64,128,256] [--out HITS_%d.jsonl] ...
-//       The HNSW benchmark (ANN.swift; compiled only with SEXTANT_BENCH_HNSW=1, see Package.swift).
+//       The HNSW benchmark (ANN.swift; left out with SEXTANT_BENCH_HNSW=0, see Package.swift).
 //   sextant-bench features
 //       {"hnsw": true|false}: whether build/ann were compiled in.
 //
@@ -263,7 +263,7 @@ case "build", "ann":
     #if SEXTANT_HNSW
     if argv[1] == "build" { runBuild(argv[2...]) } else { runANN(argv[2...]) }
     #else
-    die("'\(argv[1])' needs the HNSW API: rebuild with SEXTANT_BENCH_HNSW=1 in the environment (bench/run_ann.sh does)")
+    die("'\(argv[1])' needs the HNSW API: this binary was built with SEXTANT_BENCH_HNSW=0")
     #endif
 case "features":
     #if SEXTANT_HNSW
