@@ -196,12 +196,15 @@ extension FileIO {
         return bytes
     }
 
-    /// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync of the directory.
-    package func writeFileAtomically(_ path: String, _ bytes: [UInt8]) throws(SextantError) {
+    /// Creates `path` atomically and durably: `body` writes to a temp file (descriptor and temp path given),
+    /// then fsync, rename over `path`, fsync of the directory. On any failure the temp file is removed and
+    /// `path` is untouched. Every immutable file Sextant publishes is written this way.
+    package func createAtomically<R>(_ path: String, _ body: (Int32, String) throws(SextantError) -> R) throws(SextantError) -> R {
         let tmp = path + ".tmp"
         let fd = try open(tmp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+        let result: R
         do throws(SextantError) {
-            try bytes.withBytes { (buf) throws(SextantError) in try write(fd, buf, path: tmp) }
+            result = try body(fd, tmp)
             try fsync(fd, path: tmp)
         } catch {
             close(fd)
@@ -209,8 +212,21 @@ extension FileIO {
             throw error
         }
         close(fd)
-        try rename(tmp, to: path)
+        do throws(SextantError) {
+            try rename(tmp, to: path)
+        } catch {
+            try? unlink(tmp)
+            throw error
+        }
         try syncDirectory(parentDirectory(of: path))
+        return result
+    }
+
+    /// Writes `bytes` to `path` atomically and durably (see ``createAtomically(_:_:)``).
+    package func writeFileAtomically(_ path: String, _ bytes: [UInt8]) throws(SextantError) {
+        try createAtomically(path) { (fd, tmp) throws(SextantError) in
+            try bytes.withBytes { (buf) throws(SextantError) in try write(fd, buf, path: tmp) }
+        }
     }
 
     /// Removes a directory tree (files and subdirectories). Missing paths are not an error.

@@ -1,9 +1,10 @@
 // Sextant — an embedded vector database. Licensed under Apache-2.0.
 
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The sections a segment file may hold. Raw values are the on-disk kind numbers.
 package enum SectionKind: UInt32, CaseIterable, Sendable {
@@ -51,12 +52,7 @@ package func hex16(_ v: UInt64) -> String {
 package func keyHash(_ key: UnsafeRawBufferPointer) -> UInt64 {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
     for b in key { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    h ^= h >> 33
-    h = h &* 0xff51_afd7_ed55_8ccd
-    h ^= h >> 33
-    h = h &* 0xc4ce_b9fe_1a85_ec53
-    h ^= h >> 33
-    return h
+    return mix64(h)
 }
 
 /// A blocked Bloom filter: each key sets `probes` bits inside one 512-bit block, so a lookup touches a
@@ -151,152 +147,143 @@ package enum SegmentWriter {
         io: any FileIO, path: String, segmentID: UInt64, dimension: Int, metric: Metric, maxSeq: UInt64,
         source: some SegmentRowSource
     ) throws(SextantError) -> Int {
-        let tmp = path + ".tmp"
-        let fd = try io.open(tmp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
-        var ok = false
-        defer {
-            io.close(fd)
-            if !ok { try? io.unlink(tmp) }
-        }
-        var f = SequentialFile(io: io, fd: fd, path: tmp)
-        let n = source.rowCount
+        try io.createAtomically(path) { (fd, tmp) throws(SextantError) -> Int in
+            var f = SequentialFile(io: io, fd: fd, path: tmp)
+            let n = source.rowCount
 
-        var header = ByteWriter(capacity: SegmentFile.headerSize)
-        header.raw(SegmentFile.magic)
-        header.u32(SegmentFile.version)
-        header.u32(0)
-        header.u32(UInt32(dimension))
-        header.u8(metric.code)
-        header.zeros(3)
-        header.u64(UInt64(n))
-        header.u64(segmentID)
-        header.u64(maxSeq)
-        header.zeros(SegmentFile.headerSize - 4 - header.bytes.count)
-        header.u32(CRC32C.checksum(header.bytes))
-        try f.write(header.bytes)
+            var header = ByteWriter(capacity: SegmentFile.headerSize)
+            header.raw(SegmentFile.magic)
+            header.u32(SegmentFile.version)
+            header.u32(0)
+            header.u32(UInt32(dimension))
+            header.u8(metric.code)
+            header.zeros(3)
+            header.u64(UInt64(n))
+            header.u64(segmentID)
+            header.u64(maxSeq)
+            header.zeros(SegmentFile.headerSize - 4 - header.bytes.count)
+            header.u32(CRC32C.checksum(header.bytes))
+            try f.write(header.bytes)
 
-        var entries: [Entry] = []
-        func section(_ kind: SectionKind, _ body: (inout SequentialFile) throws(SextantError) -> Void) throws(SextantError) {
+            var entries: [Entry] = []
+            func section(_ kind: SectionKind, _ body: (inout SequentialFile) throws(SextantError) -> Void) throws(SextantError) {
+                try f.align()
+                let start = f.offset
+                f.crc = 0
+                try body(&f)
+                entries.append(Entry(kind: kind, offset: start, length: f.offset - start, crc: f.crc))
+            }
+
+            try section(.vectors) { (f) throws(SextantError) in
+                for row in 0..<n { try f.write(UnsafeRawBufferPointer(try source.vector(row))) }
+            }
+            try section(.inverseNorms) { (f) throws(SextantError) in
+                var chunk: [Float] = []
+                chunk.reserveCapacity(4096)
+                for row in 0..<n {
+                    chunk.append(try source.inverseNorm(row))
+                    if chunk.count == 4096 || row == n - 1 {
+                        try chunk.withBytes { (b) throws(SextantError) in try f.write(b) }
+                        chunk.removeAll(keepingCapacity: true)
+                    }
+                }
+            }
+
+            // Keys: blob plus sorted order and Bloom filter, built from an in-memory copy of the keys
+            // (ids are short; the vectors, which are not, are streamed).
+            var keyOffsets = [UInt64](repeating: 0, count: n + 1)
+            var keyBytes: [UInt8] = []
+            var hashes = [UInt64](repeating: 0, count: n)
+            for row in 0..<n {
+                let k = try source.key(row)
+                keyBytes.append(contentsOf: k)
+                hashes[row] = keyHash(k)
+                keyOffsets[row + 1] = UInt64(keyBytes.count)
+            }
+            try section(.keys) { (f) throws(SextantError) in try writeBlob(&f, keyBytes, keyOffsets) }
+
+            var order = [UInt32](unsafeUninitializedCapacity: n) { buf, count in
+                for i in 0..<n { buf[i] = UInt32(i) }
+                count = n
+            }
+            keyBytes.withUnsafeBytes { kb in
+                order.sort { a, b in
+                    let ka = UnsafeRawBufferPointer(rebasing: kb[Int(keyOffsets[Int(a)])..<Int(keyOffsets[Int(a) + 1])])
+                    let kb2 = UnsafeRawBufferPointer(rebasing: kb[Int(keyOffsets[Int(b)])..<Int(keyOffsets[Int(b) + 1])])
+                    return compareKeys(ka, kb2) < 0
+                }
+            }
+            try section(.keyOrder) { (f) throws(SextantError) in
+                try order.withBytes { (b) throws(SextantError) in try f.write(b) }
+            }
+            keyBytes = []
+
+            let blocks = BlockedBloom.blockCount(forKeys: n)
+            var bloom = [UInt64](repeating: 0, count: blocks * BlockedBloom.blockBits / 64)
+            for h in hashes {
+                BlockedBloom.positions(h, blocks: blocks) { bit in bloom[bit >> 6] |= 1 << UInt64(bit & 63) }
+            }
+            try section(.bloom) { (f) throws(SextantError) in
+                try f.write(UInt32(blocks))
+                try f.write(UInt32(BlockedBloom.probes))
+                try f.write([UInt8](repeating: 0, count: 56))
+                try bloom.withBytes { (b) throws(SextantError) in try f.write(b) }
+            }
+
+            try section(.metadata) { (f) throws(SextantError) in
+                var offsets = [UInt64](repeating: 0, count: n + 1)
+                var total = 0
+                for row in 0..<n {
+                    let m = try source.metadata(row)
+                    try f.write(m)
+                    total += m.count
+                    offsets[row + 1] = UInt64(total)
+                }
+                try finishBlob(&f, total, offsets)
+            }
+
+            var presence = Bitmap(count: n)
+            try section(.documents) { (f) throws(SextantError) in
+                var offsets = [UInt64](repeating: 0, count: n + 1)
+                var total = 0
+                for row in 0..<n {
+                    if let d = try source.document(row) {
+                        presence.insert(row)
+                        try f.write(d)
+                        total += d.count
+                    }
+                    offsets[row + 1] = UInt64(total)
+                }
+                try finishBlob(&f, total, offsets)
+            }
+            try section(.documentPresence) { (f) throws(SextantError) in
+                try presence.words.withBytes { (b) throws(SextantError) in try f.write(b) }
+            }
+
+            // Section table, then the footer.
             try f.align()
-            let start = f.offset
-            f.crc = 0
-            try body(&f)
-            entries.append(Entry(kind: kind, offset: start, length: f.offset - start, crc: f.crc))
-        }
-
-        try section(.vectors) { (f) throws(SextantError) in
-            for row in 0..<n { try f.write(UnsafeRawBufferPointer(try source.vector(row))) }
-        }
-        try section(.inverseNorms) { (f) throws(SextantError) in
-            var chunk: [Float] = []
-            chunk.reserveCapacity(4096)
-            for row in 0..<n {
-                chunk.append(try source.inverseNorm(row))
-                if chunk.count == 4096 || row == n - 1 {
-                    try chunk.withBytes { (b) throws(SextantError) in try f.write(b) }
-                    chunk.removeAll(keepingCapacity: true)
-                }
+            let tableOffset = f.offset
+            var table = ByteWriter(capacity: entries.count * SegmentFile.tableEntrySize)
+            for e in entries {
+                table.u32(e.kind.rawValue)
+                table.u32(0)
+                table.u64(UInt64(e.offset))
+                table.u64(UInt64(e.length))
+                table.u32(e.crc)
+                table.u32(0)
             }
+            try f.write(table.bytes)
+            var footer = ByteWriter(capacity: SegmentFile.footerSize)
+            footer.u64(UInt64(tableOffset))
+            footer.u32(UInt32(entries.count))
+            footer.u32(CRC32C.checksum(table.bytes))
+            footer.u32(SegmentFile.version)
+            footer.u32(0)
+            footer.raw(SegmentFile.footerMagic)
+            try f.write(footer.bytes)
+            try f.drain()
+            return f.offset
         }
-
-        // Keys: blob plus sorted order and Bloom filter, built from an in-memory copy of the keys
-        // (ids are short; the vectors, which are not, are streamed).
-        var keyOffsets = [UInt64](repeating: 0, count: n + 1)
-        var keyBytes: [UInt8] = []
-        var hashes = [UInt64](repeating: 0, count: n)
-        for row in 0..<n {
-            let k = try source.key(row)
-            keyBytes.append(contentsOf: k)
-            hashes[row] = keyHash(k)
-            keyOffsets[row + 1] = UInt64(keyBytes.count)
-        }
-        try section(.keys) { (f) throws(SextantError) in try writeBlob(&f, keyBytes, keyOffsets) }
-
-        var order = [UInt32](unsafeUninitializedCapacity: n) { buf, count in
-            for i in 0..<n { buf[i] = UInt32(i) }
-            count = n
-        }
-        keyBytes.withUnsafeBytes { kb in
-            order.sort { a, b in
-                let ka = UnsafeRawBufferPointer(rebasing: kb[Int(keyOffsets[Int(a)])..<Int(keyOffsets[Int(a) + 1])])
-                let kb2 = UnsafeRawBufferPointer(rebasing: kb[Int(keyOffsets[Int(b)])..<Int(keyOffsets[Int(b) + 1])])
-                return compareKeys(ka, kb2) < 0
-            }
-        }
-        try section(.keyOrder) { (f) throws(SextantError) in
-            try order.withBytes { (b) throws(SextantError) in try f.write(b) }
-        }
-        keyBytes = []
-
-        let blocks = BlockedBloom.blockCount(forKeys: n)
-        var bloom = [UInt64](repeating: 0, count: blocks * BlockedBloom.blockBits / 64)
-        for h in hashes {
-            BlockedBloom.positions(h, blocks: blocks) { bit in bloom[bit >> 6] |= 1 << UInt64(bit & 63) }
-        }
-        try section(.bloom) { (f) throws(SextantError) in
-            try f.write(UInt32(blocks))
-            try f.write(UInt32(BlockedBloom.probes))
-            try f.write([UInt8](repeating: 0, count: 56))
-            try bloom.withBytes { (b) throws(SextantError) in try f.write(b) }
-        }
-
-        try section(.metadata) { (f) throws(SextantError) in
-            var offsets = [UInt64](repeating: 0, count: n + 1)
-            var total = 0
-            for row in 0..<n {
-                let m = try source.metadata(row)
-                try f.write(m)
-                total += m.count
-                offsets[row + 1] = UInt64(total)
-            }
-            try finishBlob(&f, total, offsets)
-        }
-
-        var presence = Bitmap(count: n)
-        try section(.documents) { (f) throws(SextantError) in
-            var offsets = [UInt64](repeating: 0, count: n + 1)
-            var total = 0
-            for row in 0..<n {
-                if let d = try source.document(row) {
-                    presence.insert(row)
-                    try f.write(d)
-                    total += d.count
-                }
-                offsets[row + 1] = UInt64(total)
-            }
-            try finishBlob(&f, total, offsets)
-        }
-        try section(.documentPresence) { (f) throws(SextantError) in
-            try presence.words.withBytes { (b) throws(SextantError) in try f.write(b) }
-        }
-
-        // Section table, then the footer.
-        try f.align()
-        let tableOffset = f.offset
-        var table = ByteWriter(capacity: entries.count * SegmentFile.tableEntrySize)
-        for e in entries {
-            table.u32(e.kind.rawValue)
-            table.u32(0)
-            table.u64(UInt64(e.offset))
-            table.u64(UInt64(e.length))
-            table.u32(e.crc)
-            table.u32(0)
-        }
-        try f.write(table.bytes)
-        var footer = ByteWriter(capacity: SegmentFile.footerSize)
-        footer.u64(UInt64(tableOffset))
-        footer.u32(UInt32(entries.count))
-        footer.u32(CRC32C.checksum(table.bytes))
-        footer.u32(SegmentFile.version)
-        footer.u32(0)
-        footer.raw(SegmentFile.footerMagic)
-        try f.write(footer.bytes)
-        try f.drain()
-        try io.fsync(fd, path: tmp)
-        try io.rename(tmp, to: path)
-        try io.syncDirectory(parentDirectory(of: path))
-        ok = true
-        return f.offset
     }
 
     private static func writeBlob(_ f: inout SequentialFile, _ bytes: [UInt8], _ offsets: [UInt64]) throws(SextantError) {

@@ -1,9 +1,10 @@
 // Sextant — an embedded vector database. Licensed under Apache-2.0.
 
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The graph file beside a segment: `<segment id>.hnsw`.
 ///
@@ -46,51 +47,44 @@ package enum HNSWFile {
         header.zeros(60 - header.bytes.count)
         header.u32(CRC32C.checksum(header.bytes))
 
-        let tmp = path + ".tmp"
-        let fd = try io.open(tmp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
-        var ok = false
-        defer {
-            io.close(fd)
-            if !ok { try? io.unlink(tmp) }
-        }
-        var offset = 0
-        func put(_ b: UnsafeRawBufferPointer) throws(SextantError) {
-            if b.count > 0 { try io.write(fd, b, path: tmp) }
-            offset += b.count
-        }
-        func align() throws(SextantError) {
-            let pad = (64 - offset % 64) % 64
-            if pad > 0 { try [UInt8](repeating: 0, count: pad).withBytes { (b) throws(SextantError) in try put(b) } }
-        }
-        try header.bytes.withBytes { (b) throws(SextantError) in try put(b) }
-        var table = ByteWriter(capacity: 4 * 24)
-        for s in sections {
+        try io.createAtomically(path) { (fd, tmp) throws(SextantError) in
+            var offset = 0
+            func put(_ b: UnsafeRawBufferPointer) throws(SextantError) {
+                if b.count > 0 { try io.write(fd, b, path: tmp) }
+                offset += b.count
+            }
+            func align() throws(SextantError) {
+                let pad = (64 - offset % 64) % 64
+                if pad > 0 { try [UInt8](repeating: 0, count: pad).withBytes { (b) throws(SextantError) in try put(b) } }
+            }
+            try header.bytes.withBytes { (b) throws(SextantError) in try put(b) }
+            var table = ByteWriter(capacity: 4 * 24)
+            for s in sections {
+                try align()
+                table.u64(UInt64(offset))
+                table.u64(UInt64(s.count))
+                table.u32(CRC32C.checksum(s))
+                table.u32(0)
+                try put(s)
+            }
             try align()
-            table.u64(UInt64(offset))
-            table.u64(UInt64(s.count))
-            table.u32(CRC32C.checksum(s))
-            table.u32(0)
-            try put(s)
+            let tableOffset = offset
+            try table.bytes.withBytes { (b) throws(SextantError) in try put(b) }
+            var footer = ByteWriter(capacity: 32)
+            footer.u64(UInt64(tableOffset))
+            footer.u32(CRC32C.checksum(table.bytes))
+            footer.u32(version)
+            footer.u64(0)
+            footer.raw(footerMagic)
+            try footer.bytes.withBytes { (b) throws(SextantError) in try put(b) }
         }
-        try align()
-        let tableOffset = offset
-        try table.bytes.withBytes { (b) throws(SextantError) in try put(b) }
-        var footer = ByteWriter(capacity: 32)
-        footer.u64(UInt64(tableOffset))
-        footer.u32(CRC32C.checksum(table.bytes))
-        footer.u32(version)
-        footer.u64(0)
-        footer.raw(footerMagic)
-        try footer.bytes.withBytes { (b) throws(SextantError) in try put(b) }
-        try io.fsync(fd, path: tmp)
-        try io.rename(tmp, to: path)
-        try io.syncDirectory(parentDirectory(of: path))
-        ok = true
     }
 
     /// Maps a graph file. Checks header, footer, table and section sizes now; section checksums are checked
     /// by ``verify(_:)`` (before first use).
-    package static func load(io: any FileIO, path: String, segmentID: UInt64, rowCount: Int) throws(SextantError) -> (HNSWGraph, MappedGraphFile) {
+    package static func load(io: any FileIO, path: String, segmentID: UInt64, rowCount: Int) throws(SextantError) -> (
+        HNSWGraph, MappedGraphFile
+    ) {
         let fd = try io.open(path, flags: O_RDONLY, mode: 0)
         defer { io.close(fd) }
         let size = Int(try io.size(fd, path: path))
@@ -101,7 +95,8 @@ package enum HNSWFile {
         guard Array(map[0..<8]) == magic else { throw SextantError(.corrupt, "\(path): offset 0: not a Sextant graph file") }
         let v = map.u32(at: 8)
         guard v == version else {
-            throw SextantError(.unsupportedVersion, "\(path): graph format version \(v) is not supported (this build reads version \(version))")
+            throw SextantError(
+                .unsupportedVersion, "\(path): graph format version \(v) is not supported (this build reads version \(version))")
         }
         guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: map[0..<60])) == map.u32(at: 60) else {
             throw SextantError(.corrupt, "\(path): offset 0: graph header checksum mismatch")
@@ -129,7 +124,8 @@ package enum HNSWFile {
         var sections: [(offset: Int, length: Int, crc: UInt32)] = []
         for i in 0..<4 {
             let e = tableOffset + i * 24
-            let off = Int(map.u64(at: e)), len = Int(map.u64(at: e + 8))
+            let off = Int(map.u64(at: e))
+            let len = Int(map.u64(at: e + 8))
             guard len == expected[i], off % 64 == 0, off + len <= tableOffset else {
                 throw SextantError(.corrupt, "\(path): offset \(e): graph section \(i) has a bad size or offset")
             }

@@ -97,22 +97,12 @@ package final class QuantizedVectors: @unchecked Sendable {  // immutable but fo
         footer.raw(footerMagic)
         let pad = [UInt8](repeating: 0, count: (64 - (count * d) % 64) % 64)
 
-        let tmp = path + ".tmp"
-        let fd = try io.open(tmp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
-        var ok = false
-        defer {
-            io.close(fd)
-            if !ok { try? io.unlink(tmp) }
+        try io.createAtomically(path) { (fd, tmp) throws(SextantError) in
+            for part in [header.bytes, codes.withUnsafeBytes { Array($0) }, pad, norms.withUnsafeBytes { Array($0) }, footer.bytes]
+            where !part.isEmpty {
+                try part.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
+            }
         }
-        try header.bytes.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
-        try codes.withBytes { (b) throws(SextantError) in if b.count > 0 { try io.write(fd, b, path: tmp) } }
-        try pad.withBytes { (b) throws(SextantError) in if b.count > 0 { try io.write(fd, b, path: tmp) } }
-        try norms.withBytes { (b) throws(SextantError) in if b.count > 0 { try io.write(fd, b, path: tmp) } }
-        try footer.bytes.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
-        try io.fsync(fd, path: tmp)
-        try io.rename(tmp, to: path)
-        try io.syncDirectory(parentDirectory(of: path))
-        ok = true
     }
 
     /// Maps the file; checks header and sizes now, the two checksums before first use (``verify()``).
