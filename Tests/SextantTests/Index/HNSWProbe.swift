@@ -19,7 +19,7 @@ struct HNSWProbe {
         defer { f.free() }
         let space = f.space(.cosine)
         let t0 = Date()
-        let graph = try #require(HNSWGraph.build(space: space, count: f.n, neighborsPerNode: 16, indexingSearchCount: 200, threads: 2))
+        let graph = try #require(HNSWGraph.build(space: space, count: f.n, neighborsPerNode: 16, indexingSearchCount: 200, threads: 2, seed: UInt64(ProcessInfo.processInfo.environment["SEXTANT_SEED"] ?? "") ?? 0x5E87_A171))
         print("build 2 threads: \(Date().timeIntervalSince(t0)) s, max level \(graph.maxLevel)")
         let qdir = TemporaryDirectory()
         defer { qdir.cleanup() }
