@@ -27,6 +27,8 @@ extension VectorCollection {
         from source: ImportSource, batchSize: Int = 1000, onCommit: (Int) throws -> Void = { _ in }
     ) throws -> Int {
         guard batchSize > 0 else { throw SextantError(.invalidArgument, "batch size must be positive, not \(batchSize)") }
+        beginBulkLoad()
+        defer { endBulkLoad() }
         let queue = BoundedQueue<Result<[Mutation], SextantError>>(capacity: 2)
         let producer = Thread { [self] in
             do throws(SextantError) {

@@ -29,6 +29,11 @@ public struct Configuration: Sendable {
     /// The default is 8.
     public var maxSegments: Int = 8
 
+    /// Merges (background compaction, the end of an import, ``Collection/compact()``) make segments holding
+    /// at most this many bytes of vectors; a segment gets one graph, so this also bounds a graph build.
+    /// The default is 1 GiB (for example 2,000,000 × 128 or 350,000 × 768 float32 vectors).
+    public var maxSegmentBytes: Int = 1 << 30
+
     /// A segment whose deleted fraction exceeds this is rewritten by background compaction. The default is 0.3.
     public var compactDeletedFraction: Double = 0.3
 

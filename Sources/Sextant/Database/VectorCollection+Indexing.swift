@@ -128,7 +128,7 @@ extension VectorCollection {
             scheduleIndexing(force: true)
             indexer.sync {}
             let (done, error) = state.withLock { s in
-                (s.frozen.isEmpty && s.building == nil && s.merging.isEmpty
+                (s.frozen.isEmpty && s.building == nil && s.merging.isEmpty && s.bulkLoads == 0
                     && !s.sealed.contains { $0.graph == nil && $0.segment.rowCount >= max(1, index.minimumRowsForGraph) },
                  s.indexingError)
             }

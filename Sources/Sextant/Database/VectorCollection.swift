@@ -66,6 +66,11 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         var building: UInt64?
         /// The last graph build failure (the segment stays searchable exactly).
         var indexingError: SextantError?
+        /// Imports running now. Segments flushed meanwhile are `deferred`: not indexed until the last import
+        /// ends and merges them into segments of up to `maxSegmentBytes`, so a bulk load builds one large
+        /// graph instead of many small ones that a merge would throw away (and searches visit one graph).
+        var bulkLoads = 0
+        var deferred: Set<UInt64> = []
     }
     package let state: Mutex<State>
     private let commits = CommitQueue<Mutation.Batch, Int>()
@@ -565,8 +570,73 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     public func compact() throws(SextantError) {
         try flush()
         try runOptimizerNow { () throws(SextantError) in
-            let (count, anyDeleted) = state.withLock { s in (s.sealed.count, s.sealed.contains { $0.deleted.setCount > 0 }) }
-            if count > 1 || anyDeleted { try self.merge(Array(0..<count)) }
+            let groups = state.withLock { s in Self.mergeRuns(s.sealed, limit: configuration.maxSegmentBytes) }
+            for group in groups {
+                let rewrite = state.withLock { s in
+                    group.count > 1 || s.sealed.contains { group.contains($0.segment.id) && $0.deleted.setCount > 0 }
+                }
+                if rewrite { try self.merge(ids: group) }
+            }
+        }
+    }
+
+    /// Splits `segments`, in order, into runs whose live vector bytes stay within `limit` (a segment larger
+    /// than `limit` by itself forms its own run). Merging each run bounds segment size, so no single graph
+    /// build grows without end.
+    static func mergeRuns(_ segments: [SealedSegment], limit: Int) -> [[UInt64]] {
+        var runs: [[UInt64]] = []
+        var run: [UInt64] = []
+        var bytes = 0
+        for s in segments {
+            let b = s.liveRows * s.segment.dimension * 4
+            if !run.isEmpty && bytes + b > limit {
+                runs.append(run)
+                run = []
+                bytes = 0
+            }
+            run.append(s.segment.id)
+            bytes += b
+        }
+        if !run.isEmpty { runs.append(run) }
+        return runs
+    }
+
+    /// Marks the start of a bulk load (an import): segments flushed until the matching
+    /// ``endBulkLoad()`` wait for it before getting a graph.
+    package func beginBulkLoad() {
+        state.withLock { $0.bulkLoads += 1 }
+    }
+
+    /// Ends a bulk load. When the last one ends, the rest of the memtable is flushed with the import's
+    /// segments and those are merged into as few segments as `maxSegmentBytes` allows, in the background;
+    /// then their graphs are built. ``waitForIndexing()`` waits for all of it.
+    package func endBulkLoad() {
+        let last = state.withLock { s in s.bulkLoads == 1 && !s.deferred.isEmpty && !s.closed }
+        guard last, configuration.backgroundWork else {
+            state.withLock { s in
+                s.bulkLoads -= 1
+                if s.bulkLoads == 0 { s.deferred.removeAll() }
+            }
+            return
+        }
+        // The tail of the import joins the merge; its rows are durable in the log whatever happens here.
+        _ = try? commits.submit(.init(mutations: [], freeze: true)) { group in self.lead(group) }
+        optimizer.async { [self] in
+            do throws(SextantError) {
+                try flushAllFrozen()
+                let runs = state.withLock { s in
+                    Self.mergeRuns(s.sealed.filter { s.deferred.contains($0.segment.id) }, limit: configuration.maxSegmentBytes)
+                }
+                // A close does not wait for the merge: the segments stay as they are and get graphs of their own.
+                for run in runs where run.count > 1 && !state.withLock({ $0.closed }) { try merge(ids: run) }
+            } catch {
+                state.withLock { $0.optimizerError = error }
+            }
+            state.withLock { s in
+                s.bulkLoads -= 1
+                if s.bulkLoads == 0 { s.deferred.removeAll() }
+            }
+            scheduleIndexing()
         }
     }
 
@@ -615,8 +685,18 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         let pick: [Int] = state.withLock { s in
             if s.closed { return [] }
             if s.sealed.count > configuration.maxSegments {
+                // The smallest segments, as many as fit in one segment of `maxSegmentBytes` (at most enough
+                // to come back to half the limit): a collection of many full-size segments is left as it is.
                 let k = s.sealed.count - configuration.maxSegments / 2 + 1
-                return s.sealed.indices.sorted { s.sealed[$0].liveRows < s.sealed[$1].liveRows }.prefix(k).sorted()
+                var pick: [Int] = []
+                var bytes = 0
+                for i in s.sealed.indices.sorted(by: { s.sealed[$0].liveRows < s.sealed[$1].liveRows }).prefix(k) {
+                    let b = s.sealed[i].liveRows * dimension * 4
+                    if bytes + b > configuration.maxSegmentBytes { break }
+                    pick.append(i)
+                    bytes += b
+                }
+                if pick.count > 1 { return pick.sorted() }
             }
             if let i = s.sealed.indices.first(where: {
                 Double(s.sealed[$0].deleted.setCount) > configuration.compactDeletedFraction * Double(s.sealed[$0].segment.rowCount)
@@ -671,8 +751,15 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             checkpoint: (table.maxSeq, table.walFileAfterFreeze),
             finish: { s in
                 if let i = s.frozen.firstIndex(where: { $0 === table }) { s.frozen.remove(at: i) }
+                if s.bulkLoads > 0, let id = created?.segment.id { s.deferred.insert(id) }
             })
         scheduleIndexing()
+    }
+
+    /// Merges the sealed segments with these ids (those still present) into one.
+    private func merge(ids: [UInt64]) throws(SextantError) {
+        let indices = state.withLock { s in s.sealed.indices.filter { ids.contains(s.sealed[$0].segment.id) } }
+        if !indices.isEmpty { try merge(indices) }
     }
 
     /// Merges the sealed segments at `indices` into one, dropping deleted rows. Runs on the optimizer queue.
@@ -722,7 +809,12 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                     }
                 }
             },
-            checkpoint: nil, finish: { _ in })
+            checkpoint: nil,
+            finish: { s in
+                // A merge of segments an import deferred is still part of that import.
+                if let id = created?.segment.id, ids.allSatisfy({ s.deferred.contains($0) }) { s.deferred.insert(id) }
+                s.deferred.subtract(ids)
+            })
         // The inputs are no longer named by the manifest: remove them (readers still holding a view keep
         // their mappings, which outlive the unlink).
         scheduleIndexing()

@@ -180,6 +180,34 @@ struct HNSWDatasetRecallTests {
         #expect(try c.search(Array(repeating: -49, count: 16), limit: 1, ef: 16).first?.id == .string("mem"))
     }
 
+    /// An import spilling over many memtables defers its graphs, merges its segments (up to
+    /// `maxSegmentBytes`) and builds one graph per merged segment; search results match an exact scan.
+    @Test(arguments: [Int.max, 16 * 4 * 1100])
+    func aBulkImportEndsInLargeSegmentsWithOneGraphEach(maxSegmentBytes: Int) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let vectors = randomVectors(3000, dimension: 16, seed: 9)
+        try writeNPY(dir.sub("v.npy"), vectors)
+        var config = Configuration()
+        config.memtableBytes = 16 * 4 * 400  // a flush every 400 rows: 7 segments without the merge
+        config.maxSegmentBytes = maxSegmentBytes
+        let db = try Database.open(at: dir.sub("db"), configuration: config)
+        defer { db.close() }
+        let c = try db.createCollection("g", dimension: 16, metric: .euclidean, index: IndexConfiguration(neighborsPerNode: 8, indexingSearchCount: 64, minimumRowsForGraph: 200))
+        #expect(try c.importRecords(from: .npy(vectors: dir.sub("v.npy"), ids: nil, records: nil), batchSize: 100) == 3000)
+        try c.waitForIndexing()
+        let info = try c.info()
+        let expected = maxSegmentBytes == Int.max ? [3000] : [800, 800, 800, 600]  // runs of whole 400-row segments
+        #expect(info.segments.map(\.rows) == expected)
+        #expect(info.segments.allSatisfy { $0.index == "graph" }, "\(info.segments.map(\.index))")
+        #expect(info.memtableRows == 0)
+        for q in randomVectors(20, dimension: 16, seed: 10) {
+            let approx = try c.search(q, limit: 10, ef: 200)
+            let exact = try c.search(q, limit: 10, exact: true)
+            #expect(Set(approx.map(\.id)).intersection(exact.map(\.id)).count >= 9)
+        }
+    }
+
     @Test func aFlippedByteInAGraphFileIsDetected() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
