@@ -114,15 +114,19 @@ struct Get: ParsableCommand {
 }
 
 struct Delete: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Delete records by id (durable before it returns).")
+    static let configuration = CommandConfiguration(abstract: "Delete records by id, or every record passing --filter (durable before it returns).")
     @OptionGroup var global: GlobalOptions
     @Argument var name: String
-    @Argument var ids: [String]
+    @Argument var ids: [String] = []
     @Flag(help: "Treat every id as a string.") var stringIds = false
+    @Option(help: "Delete the records passing this filter (Qdrant filter JSON) instead of ids.") var filter: String?
 
     func run() throws {
+        guard ids.isEmpty != (filter == nil) else { fail("give ids or --filter, not both and not neither") }
+        let parsed = filter.map(parseFilter)
         try withDatabase(global) { db in
-            let n = try db.collection(name).delete(ids.map { parseID($0, forceString: stringIds) })
+            let c = try db.collection(name)
+            let n = try parsed.map { try c.delete(filter: $0) } ?? c.delete(ids.map { parseID($0, forceString: stringIds) })
             Output.line(global.json ? #"{"deleted":\#(n)}"# : "deleted \(n) record(s)")
             Output.flush()
         }
@@ -130,13 +134,16 @@ struct Delete: ParsableCommand {
 }
 
 struct Count: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the number of live records.")
+    static let configuration = CommandConfiguration(abstract: "Print the number of live records (passing --filter, if given).")
     @OptionGroup var global: GlobalOptions
     @Argument var name: String
+    @Option(help: "Count only records passing this filter (Qdrant filter JSON).") var filter: String?
 
     func run() throws {
+        let parsed = filter.map(parseFilter)
         try withDatabase(global) { db in
-            let n = try db.collection(name).count()
+            let c = try db.collection(name)
+            let n = try parsed.map { try c.count(filter: $0) } ?? c.count()
             Output.line(global.json ? #"{"count":\#(n)}"# : "\(n)")
             Output.flush()
         }
@@ -154,12 +161,14 @@ struct Scroll: ParsableCommand {
     @Argument var name: String
     @Option(help: "Records per page.") var limit: Int = 100
     @Option(help: "Continuation token from the previous page.") var after: String?
+    @Option(help: "List only records passing this filter (Qdrant filter JSON).") var filter: String?
     @Flag(help: "Include vectors.") var withVector = false
 
     func run() throws {
         let afterID = after.map { parseID($0) }
+        let parsed = filter.map(parseFilter)
         try withDatabase(global) { db in
-            let page = try db.collection(name).scroll(after: afterID, limit: limit, include: withVector ? .all : [.metadata, .document])
+            let page = try db.collection(name).scroll(after: afterID, limit: limit, filter: parsed, include: withVector ? .all : [.metadata, .document])
             JSONOut.writeRecords(page.records)
             if let next = page.nextAfter {
                 var out: [UInt8] = Array(#"{"next":"#.utf8)
@@ -181,9 +190,14 @@ struct Search: ParsableCommand {
     @Option(help: "One query vector as a JSON array.") var vector: String?
     @Option(help: "Many queries: a float32 [n, d] .npy file (searched on all cores).") var queries: String?
     @Option(help: "Results per query.") var limit: Int = 10
+    @Option(help: "Skip this many of the best results first (paging).") var offset: Int = 0
+    @Option(help: "Only records passing this filter (Qdrant filter JSON).") var filter: String?
+    @Option(help: "Keep hits scoring at least this (cosine, dot) or at most this (euclidean, manhattan).") var scoreThreshold: Float?
     @Option(help: "HNSW beam width (ef); larger finds more true neighbours, slower. Default 64.") var ef: Int?
     @Flag(help: "Exact search: scan every row instead of using graphs.") var exact = false
-    @Flag var withMetadata = false
+    @Flag(help: "Print the plan chosen per segment (to stderr), e.g. graph vs exact scan of the filtered rows.") var explain = false
+    @Flag(help: "Include all metadata.") var withMetadata = false
+    @Option(help: "Include only these metadata keys (comma-separated; dots reach into objects).") var metadataKeys: String?
     @Flag var withDocument = false
     @Flag var withVector = false
 
@@ -198,14 +212,30 @@ struct Search: ParsableCommand {
             } catch { fail(error.message) }
         }
         var include: Include = []
-        if withMetadata { include.insert(.metadata) }
+        let keys = metadataKeys.map { $0.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) } }
+        if withMetadata || keys != nil { include.insert(.metadata) }
         if withDocument { include.insert(.document) }
         if withVector { include.insert(.vector) }
+        let parsed = filter.map(parseFilter)
         try withDatabase(global) { db in
             let c = try db.collection(name)
-            let results = qs.count == 1
-                ? [try c.search(qs[0], limit: limit, include: include, ef: ef, exact: exact)]
-                : try c.search(batch: qs, limit: limit, include: include, ef: ef, exact: exact)
+            var results: [[SearchHit]]
+            if qs.count == 1 {
+                let (hits, plan) = try c.searchExplained(
+                    qs[0], limit: limit, offset: offset, filter: parsed, scoreThreshold: scoreThreshold, include: include, ef: ef, exact: exact)
+                results = [hits]
+                if explain {
+                    for step in plan { FileHandle.standardError.write(Data("plan: \(step)\n".utf8)) }
+                }
+            } else {
+                results = try c.search(
+                    batch: qs, limit: limit, offset: offset, filter: parsed, scoreThreshold: scoreThreshold, include: include, ef: ef, exact: exact)
+            }
+            if let keys {
+                for i in results.indices {
+                    for j in results[i].indices { results[i][j].metadata = results[i][j].metadata?.projected(keys) }
+                }
+            }
             for (i, hits) in results.enumerated() {
                 var out: [UInt8] = Array(#"{"query":\#(i),"hits":["#.utf8)
                 for (j, h) in hits.enumerated() {
@@ -218,4 +248,9 @@ struct Search: ParsableCommand {
             Output.flush()
         }
     }
+}
+
+/// Parses a --filter value, or exits with the parser's message (which names the offending part).
+func parseFilter(_ text: String) -> Filter {
+    do { return try Filter(json: text) } catch { fail("--filter: \(error.message)") }
 }

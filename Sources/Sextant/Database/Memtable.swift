@@ -22,6 +22,8 @@ package final class Memtable: @unchecked Sendable {  // guarded by Collection's 
     /// Set when frozen: the first WAL file holding no batch of this table.
     package var walFileAfterFreeze: UInt64 = 0
     package private(set) var payloadBytes = 0
+    /// The documents' postings, built on the first full-text search that reaches this table.
+    package let textIndex = MemtableTextIndex()
 
     package init(dimension: Int, capacity: Int) {
         self.dimension = dimension

@@ -33,6 +33,8 @@ public struct SearchHit: Sendable, Hashable {
     public var metadata: JSONValue?
     public var document: String?
     public var vector: [Float]?
+    /// For a hybrid search: each side's score and rank (nil otherwise).
+    public var explanation: HybridExplanation? = nil
 }
 
 /// One page of ``Collection/scroll(after:limit:include:)``.

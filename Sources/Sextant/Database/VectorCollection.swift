@@ -17,13 +17,16 @@ package struct SealedSegment: Sendable {
     /// added, so `deleted.setCount != persistedMarks` means new marks are not yet in a deletion file.
     package var generation: UInt64
     package var persistedMarks: Int
+    /// The segment's payload index file (documents' postings and indexed fields), once built.
+    package var payload: PayloadIndexReader? = nil
+    package var payloadGeneration: UInt64 = 0
     package var liveRows: Int { segment.rowCount - deleted.setCount }
 }
 
 /// The immutable picture a query works on: sealed segments with their deletion marks, and the
 /// memtables with the row count and marks at the moment the view was taken.
 package struct ReadView: Sendable {
-    package var segments: [(segment: Segment, deleted: Bitmap, graph: HNSWGraph?, graphFile: MappedGraphFile?, codes: QuantizedVectors?)]
+    package var segments: [SealedSegment]
     package var memtables: [(table: Memtable, count: Int, deleted: Bitmap)]
 }
 
@@ -71,6 +74,8 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         /// graph instead of many small ones that a merge would throw away (and searches visit one graph).
         var bulkLoads = 0
         var deferred: Set<UInt64> = []
+        /// The payload fields indexed in every segment's index file.
+        var payloadSpecs: [PayloadIndexSpec] = []
     }
     package let state: Mutex<State>
     private let commits = CommitQueue<Mutation.Batch, Int>()
@@ -137,6 +142,14 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                     }
                 }
             }
+            if let g = s.payload {
+                // Derived data too: an index file that does not load is rebuilt in the background.
+                let ppath = directory + "/" + PayloadIndexFile.name(s.id, generation: g)
+                if let reader = try? PayloadIndexReader(io: io, path: ppath, segmentID: s.id, rowCount: segment.rowCount) {
+                    sealedSegment.payload = reader
+                    sealedSegment.payloadGeneration = g
+                }
+            }
             sealed.append(sealedSegment)
         }
 
@@ -184,6 +197,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                 try io.fsync(fd, path: path)
             }
         }
+        replay.payloadSpecs = entry.payloadIndexes ?? []
         state = Mutex(replay)
 
         // Remove what no manifest names: temp files, unpublished segments, old deletion generations, old logs.
@@ -191,7 +205,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         let named = Set(entry.segments.flatMap { s in
             [SegmentFile.name(s.id)] + (s.deletionGeneration != 0 ? [SegmentFile.deletionName(s.id, generation: s.deletionGeneration)] : [])
                 + (loadedGraphs.contains(s.id) ? [HNSWFile.name(s.id), QuantizedVectors.name(s.id)] : [])
-        })
+        } + sealed.compactMap { $0.payload != nil ? PayloadIndexFile.name($0.segment.id, generation: $0.payloadGeneration) : nil })
         for name in try io.listDirectory(directory) where name != "wal" && !named.contains(name) {
             try io.unlink(directory + "/" + name)
         }
@@ -246,6 +260,27 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     @discardableResult
     public func delete(_ ids: [RecordID]) throws(SextantError) -> Int {
         for (i, id) in ids.enumerated() { try validate(id, index: i) }
+        return try commit(.init(mutations: ids.map { .delete($0) }))
+    }
+
+    /// Deletes every record passing `filter`, atomically (one batch): records written after the filter
+    /// was evaluated are not affected.
+    /// - Returns: how many records were deleted.
+    @discardableResult
+    public func delete(filter: Filter) throws(SextantError) -> Int {
+        let compiled = try CompiledFilter(filter)
+        let view = try readView()
+        let masks = try masks(compiled, view)
+        var ids: [RecordID] = []
+        ids.reserveCapacity(masks.total)
+        for (i, sealed) in view.segments.enumerated() {
+            try masks.segments[i].forEachSet { (row) throws(SextantError) in ids.append(try sealed.segment.recordID(row)) }
+        }
+        for (j, (table, _, _)) in view.memtables.enumerated() {
+            let tableIDs = state.withLock { _ in table.ids }
+            masks.memtables[j].forEachSet { ids.append(tableIDs[$0]) }
+        }
+        if ids.isEmpty { return 0 }
         return try commit(.init(mutations: ids.map { .delete($0) }))
     }
 
@@ -427,9 +462,16 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         try state.withLock { (s) throws(SextantError) -> ReadView in
             if s.closed { throw SextantError(.closed, "collection '\(name)' is closed") }
             return ReadView(
-                segments: s.sealed.map { ($0.segment, $0.deleted, $0.graph, $0.graphFile, $0.codes) },
+                segments: s.sealed,
                 memtables: ([s.active] + s.frozen.reversed()).map { ($0, $0.count, $0.deleted) })
         }
+    }
+
+    /// The number of live records passing `filter`.
+    public func count(filter: Filter) throws(SextantError) -> Int {
+        if filter.isEmpty { return try count() }
+        let compiled = try CompiledFilter(filter)
+        return try masks(compiled, try readView()).total
     }
 
     /// The number of live records.
@@ -521,12 +563,16 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     /// - Parameters:
     ///   - after: the `nextAfter` of the previous page, or nil to start.
     /// - Complexity: O(segments · (log n + limit)) plus a sort of the memtable's ids.
-    public func scroll(after: RecordID? = nil, limit: Int = 100, include: Include = [.metadata, .document]) throws(SextantError) -> ScrollPage {
+    public func scroll(
+        after: RecordID? = nil, limit: Int = 100, filter: Filter? = nil, include: Include = [.metadata, .document]
+    ) throws(SextantError) -> ScrollPage {
         guard limit > 0 else { throw SextantError(.invalidArgument, "scroll limit must be positive, not \(limit)") }
+        let compiled = try filter.flatMap { (f) throws(SextantError) in f.isEmpty ? nil : try CompiledFilter(f) }
         let view = try readView()
         let afterKey = after?.key
         var candidates: [(key: [UInt8], loc: Location)] = []
-        for (segment, deleted, _, _, _) in view.segments {
+        for sealed in view.segments {
+            let segment = sealed.segment, deleted = sealed.deleted
             var pos = 0
             if let afterKey {
                 pos = try afterKey.withBytes { (k) throws(SextantError) in try segment.lowerBound(k, inclusive: false) }
@@ -536,20 +582,26 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                 let row = try segment.orderedRow(pos)
                 pos += 1
                 if deleted.contains(row) { continue }
+                if let compiled, !(try passes(compiled, segment, row)) { continue }
                 candidates.append((Array(try segment.key(row)), .segment(segment, row)))
                 taken += 1
             }
         }
-        state.withLock { _ in
-            for (table, count, deleted) in view.memtables {
-                var rows: [(key: [UInt8], row: Int)] = []
-                for row in 0..<count where !deleted.contains(row) {
-                    let k = table.keys[row]
-                    if let afterKey, compareKeyArrays(k, afterKey) <= 0 { continue }
-                    rows.append((k, row))
-                }
-                rows.sort { compareKeyArrays($0.key, $1.key) < 0 }
-                for r in rows.prefix(limit) { candidates.append((r.key, .memtable(table, r.row))) }
+        for (table, count, deleted) in view.memtables {
+            // Copies of the arrays (copy-on-write: no bytes move), read outside the lock.
+            let (keys, ids, metadata) = state.withLock { _ in (table.keys, table.ids, table.metadata) }
+            var rows: [(key: [UInt8], row: Int)] = []
+            for row in 0..<count where !deleted.contains(row) {
+                let k = keys[row]
+                if let afterKey, compareKeyArrays(k, afterKey) <= 0 { continue }
+                rows.append((k, row))
+            }
+            rows.sort { compareKeyArrays($0.key, $1.key) < 0 }
+            var taken = 0
+            for r in rows where taken < limit {
+                if let compiled, !(try passes(compiled, id: ids[r.row], metadataBytes: metadata[r.row], where: "memtable row \(r.row)")) { continue }
+                candidates.append((r.key, .memtable(table, r.row)))
+                taken += 1
             }
         }
         candidates.sort { compareKeyArrays($0.key, $1.key) < 0 }
@@ -641,7 +693,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     }
 
     /// Runs `body` on the optimizer queue and waits for it.
-    private func runOptimizerNow(_ body: () throws(SextantError) -> Void) throws(SextantError) {
+    package func runOptimizerNow(_ body: () throws(SextantError) -> Void) throws(SextantError) {
         var failure: SextantError?
         optimizer.sync {
             do throws(SextantError) { try body() } catch { failure = error }
@@ -663,6 +715,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         state.withLock { $0.optimizerScheduled = false }
         do {
             try flushAllFrozen()
+            try ensurePayloadIndexes()
             try backgroundCompaction()
             state.withLock { $0.optimizerError = nil }
         } catch {
@@ -734,6 +787,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             _ = try segment.section(.keyOrder)
             _ = try segment.section(.bloom)
             created = SealedSegment(segment: segment, deleted: Bitmap(count: rows.count), generation: 0, persistedMarks: 0)
+            try attachPayloadIndex(&created!)
         }
         try publish(
             removing: [], adding: created, mapMarks: { s, bitmap in
@@ -796,6 +850,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             _ = try segment.section(.keyOrder)
             _ = try segment.section(.bloom)
             created = SealedSegment(segment: segment, deleted: Bitmap(count: rows.count), generation: 0, persistedMarks: 0)
+            try attachPayloadIndex(&created!)
         }
         let ids = Set(inputs.map(\.segment.id))
         try publish(
@@ -822,6 +877,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             try? io.unlink(directory + "/" + SegmentFile.name(input.segment.id))
             try? io.unlink(directory + "/" + HNSWFile.name(input.segment.id))
             try? io.unlink(directory + "/" + QuantizedVectors.name(input.segment.id))
+            if input.payload != nil { try? io.unlink(directory + "/" + PayloadIndexFile.name(input.segment.id, generation: input.payloadGeneration)) }
             if input.generation != 0 {
                 try? io.unlink(directory + "/" + SegmentFile.deletionName(input.segment.id, generation: input.generation))
             }
@@ -884,8 +940,11 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             let (g, _) = generations[s.segment.id] ?? (s.generation, s.persistedMarks)
             return Manifest.SegmentEntry(
                 id: s.segment.id, rows: s.segment.rowCount, deletionGeneration: g, bytes: s.segment.fileSize,
-                graph: s.graph != nil ? true : nil, quantized: s.codes != nil ? true : nil)
-        } + (newSegment.map { [Manifest.SegmentEntry(id: $0.segment.id, rows: $0.segment.rowCount, deletionGeneration: $0.generation, bytes: $0.segment.fileSize)] } ?? [])
+                graph: s.graph != nil ? true : nil, quantized: s.codes != nil ? true : nil,
+                payload: s.payload != nil ? s.payloadGeneration : nil)
+        } + (newSegment.map { [Manifest.SegmentEntry(
+            id: $0.segment.id, rows: $0.segment.rowCount, deletionGeneration: $0.generation, bytes: $0.segment.fileSize,
+            payload: $0.payload != nil ? $0.payloadGeneration : nil)] } ?? [])
         let (nextSegmentID, nextGeneration) = state.withLock { ($0.nextSegmentID, $0.nextDeletionGeneration) }
         try database.publish { m throws(SextantError) in
             guard let i = m.collections.firstIndex(where: { $0.id == id }) else {

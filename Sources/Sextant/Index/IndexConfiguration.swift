@@ -15,11 +15,15 @@ public struct IndexConfiguration: Sendable, Codable, Equatable {
     /// With int8, the beam is `ef × rescoreOversampling` wide on the codes, and every candidate it finds is
     /// rescored with the Float32 vectors. The default is 1.
     public var rescoreOversampling: Int
+    /// Words left out of the documents' full-text index (BM25) and of `text` payload indexes, lowercased.
+    /// The default is none; ``Tokenizer/englishStopWords`` is a ready list.
+    public var stopWords: Set<String>
 
     public init(
         neighborsPerNode: Int = 16, indexingSearchCount: Int = 200, indexingThreads: Int = 0, minimumRowsForGraph: Int = 1024,
-        quantization: Quantization = .none, rescoreOversampling: Int = 1
+        quantization: Quantization = .none, rescoreOversampling: Int = 1, stopWords: Set<String> = []
     ) {
+        self.stopWords = stopWords
         self.neighborsPerNode = neighborsPerNode
         self.indexingSearchCount = indexingSearchCount
         self.indexingThreads = indexingThreads
@@ -29,7 +33,7 @@ public struct IndexConfiguration: Sendable, Codable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case neighborsPerNode, indexingSearchCount, indexingThreads, minimumRowsForGraph, quantization, rescoreOversampling
+        case neighborsPerNode, indexingSearchCount, indexingThreads, minimumRowsForGraph, quantization, rescoreOversampling, stopWords
     }
 
     /// Fields added after the first manifests take their defaults when absent.
@@ -42,7 +46,11 @@ public struct IndexConfiguration: Sendable, Codable, Equatable {
         minimumRowsForGraph = try c.decodeIfPresent(Int.self, forKey: .minimumRowsForGraph) ?? d.minimumRowsForGraph
         quantization = try c.decodeIfPresent(Quantization.self, forKey: .quantization) ?? d.quantization
         rescoreOversampling = try c.decodeIfPresent(Int.self, forKey: .rescoreOversampling) ?? d.rescoreOversampling
+        stopWords = try c.decodeIfPresent(Set<String>.self, forKey: .stopWords) ?? d.stopWords
     }
+
+    /// The tokenizer of the collection's full-text indexes.
+    public var tokenizer: Tokenizer { Tokenizer(stopWords: stopWords) }
 
     /// The beam width a search uses when the caller gives none (aka `ef`). The effective width is at least
     /// the number of results asked for.

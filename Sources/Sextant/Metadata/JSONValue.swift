@@ -130,3 +130,25 @@ extension JSONValue: CustomStringConvertible {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+// MARK: - Projection
+
+extension JSONValue {
+    /// Only the parts named by `keys`: `"a"` keeps member `a`, `"a.b"` keeps member `b` of object `a`.
+    /// Members keep their order; keys that name nothing are skipped (the result is `{}` if none match).
+    public func projected(_ keys: [String]) -> JSONValue {
+        Self.project(self, keys.map { $0.split(separator: ".").map(String.init) }) ?? .object([:])
+    }
+
+    private static func project(_ value: JSONValue, _ paths: [[String]]) -> JSONValue? {
+        if paths.contains(where: \.isEmpty) { return value }
+        guard case .object(let members) = value else { return nil }
+        var out = OrderedDictionary<String, JSONValue>()
+        for (name, member) in members {
+            let tails = paths.filter { $0.first == name }.map { Array($0.dropFirst()) }
+            if tails.isEmpty { continue }
+            if let kept = project(member, tails) { out[name] = kept }
+        }
+        return .object(out)
+    }
+}

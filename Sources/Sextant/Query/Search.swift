@@ -30,31 +30,56 @@ extension VectorCollection {
     /// rows left is scanned exactly even if it has a graph, so a search asking for k results returns k
     /// whenever k records exist. Scores: cosine and dot are similarities (higher is better); euclidean and
     /// manhattan are distances (lower is better). Hits carry id and score, plus what `include` asks for.
+    ///
+    /// With a `filter`, only records passing it are candidates, and the planner picks per segment between
+    /// the graph (with the filter as an allow-set, the beam widened as fewer rows pass) and an exact scan of
+    /// the passing rows (when few pass), so the result holds the true top-k among passing records as long
+    /// as k of them exist — never fewer because of filtering.
+    /// - Parameters:
+    ///   - offset: skip this many of the best hits first (for paging).
+    ///   - scoreThreshold: keep hits scoring at least this (cosine, dot) or at most this (euclidean, manhattan).
     /// - Complexity: O(ef · M · log n) distance evaluations per graph segment; O(rows · dimension) per
-    ///   exact segment.
-    /// - Throws: ``SextantError/Code/dimensionMismatch``, ``SextantError/Code/invalidVector``. An empty
-    ///   collection gives an empty result, which is not an error.
+    ///   exact segment; plus evaluating the filter.
+    /// - Throws: ``SextantError/Code/dimensionMismatch``, ``SextantError/Code/invalidVector``,
+    ///   ``SextantError/Code/invalidArgument`` for a malformed filter. An empty collection gives an empty
+    ///   result, which is not an error.
     public func search(
-        _ query: [Float], limit: Int = 10, include: Include = [], ef: Int? = nil, exact: Bool = false
+        _ query: [Float], limit: Int = 10, offset: Int = 0, filter: Filter? = nil, scoreThreshold: Float? = nil,
+        include: Include = [], ef: Int? = nil, exact: Bool = false
     ) throws(SextantError) -> [SearchHit] {
+        try searchExplained(query, limit: limit, offset: offset, filter: filter, scoreThreshold: scoreThreshold, include: include, ef: ef, exact: exact).hits
+    }
+
+    /// ``search(_:limit:offset:filter:scoreThreshold:include:ef:exact:)``, also returning the plan chosen
+    /// for each segment and memtable.
+    public func searchExplained(
+        _ query: [Float], limit: Int = 10, offset: Int = 0, filter: Filter? = nil, scoreThreshold: Float? = nil,
+        include: Include = [], ef: Int? = nil, exact: Bool = false
+    ) throws(SextantError) -> (hits: [SearchHit], plan: [PlanStep]) {
         try validateQuery(query, index: 0)
-        try validateLimits(limit: limit, ef: ef)
+        try validateLimits(limit: limit, offset: offset, ef: ef)
+        let compiled = try filter.flatMap { (f) throws(SextantError) in f.isEmpty ? nil : try CompiledFilter(f) }
         let view = try readView()
+        let masks = try compiled.map { (f) throws(SextantError) in try self.masks(f, view) }
         let scanner = makeScanner()
         let options = SearchOptions(searchWidth: ef, exact: exact, oversampling: index.rescoreOversampling)
+        var plan: [PlanStep] = []
         let top = try query.withUnsafeBufferPointer { (q) throws(SextantError) in
-            try scanner.scan(view, q.baseAddress!, qInverseNorm: inverseNorm(query), limit: limit, options: options)
+            try scanner.scan(view, q.baseAddress!, qInverseNorm: inverseNorm(query), limit: limit + offset, options: options, masks: masks, plan: &plan)
         }
-        return try hits(top, view: view, include: include)
+        return (try hits(top, view: view, include: include, offset: offset, scoreThreshold: scoreThreshold), plan)
     }
 
     /// Searches many queries at once, spread over all cores. Results are in query order.
     public func search(
-        batch queries: [[Float]], limit: Int = 10, include: Include = [], ef: Int? = nil, exact: Bool = false
+        batch queries: [[Float]], limit: Int = 10, offset: Int = 0, filter: Filter? = nil, scoreThreshold: Float? = nil,
+        include: Include = [], ef: Int? = nil, exact: Bool = false
     ) throws(SextantError) -> [[SearchHit]] {
         for (i, q) in queries.enumerated() { try validateQuery(q, index: i) }
-        try validateLimits(limit: limit, ef: ef)
+        try validateLimits(limit: limit, offset: offset, ef: ef)
+        let compiled = try filter.flatMap { (f) throws(SextantError) in f.isEmpty ? nil : try CompiledFilter(f) }
         let view = try readView()
+        let masks = try compiled.map { (f) throws(SextantError) in try self.masks(f, view) }
         let scanner = makeScanner()
         let options = SearchOptions(searchWidth: ef, exact: exact, oversampling: index.rescoreOversampling)
         let results = Mutex([[SearchHit]?](repeating: nil, count: queries.count))
@@ -67,9 +92,9 @@ extension VectorCollection {
                 if i >= queries.count { return }
                 do throws(SextantError) {
                     let top = try queries[i].withUnsafeBufferPointer { (q) throws(SextantError) in
-                        try scanner.scan(view, q.baseAddress!, qInverseNorm: inverseNorm(queries[i]), limit: limit, options: options)
+                        try scanner.scan(view, q.baseAddress!, qInverseNorm: inverseNorm(queries[i]), limit: limit + offset, options: options, masks: masks)
                     }
-                    let h = try hits(top, view: view, include: include)
+                    let h = try hits(top, view: view, include: include, offset: offset, scoreThreshold: scoreThreshold)
                     results.withLock { $0[i] = h }
                 } catch {
                     failure.withLock { $0 = $0 ?? error }
@@ -87,8 +112,9 @@ extension VectorCollection {
         }
     }
 
-    private func validateLimits(limit: Int, ef: Int?) throws(SextantError) {
+    private func validateLimits(limit: Int, offset: Int, ef: Int?) throws(SextantError) {
         guard limit > 0 else { throw SextantError(.invalidArgument, "limit must be positive, not \(limit)") }
+        guard offset >= 0 else { throw SextantError(.invalidArgument, "offset must not be negative, not \(offset)") }
         if let ef, ef <= 0 { throw SextantError(.invalidArgument, "ef must be positive, not \(ef)") }
     }
 
@@ -112,8 +138,12 @@ extension VectorCollection {
     }
 
     /// Turns top-k payloads into hits, reading payloads only for the final rows.
-    private func hits(_ top: TopK, view: ReadView, include: Include) throws(SextantError) -> [SearchHit] {
-        let sorted = top.sorted()
+    private func hits(_ top: TopK, view: ReadView, include: Include, offset: Int, scoreThreshold: Float?) throws(SextantError) -> [SearchHit] {
+        var sorted = Array(top.sorted().dropFirst(offset))
+        if let t = scoreThreshold {
+            let higher = metric.higherIsBetter
+            sorted.removeAll { higher ? Scanner.score($0.key, metric: metric) < t : Scanner.score($0.key, metric: metric) > t }
+        }
         var locations: [Location] = []
         locations.reserveCapacity(sorted.count)
         for (_, payload) in sorted {
@@ -176,20 +206,34 @@ package struct Scanner: Sendable {
         }
     }
 
-    /// Payload = source index << 40 | row.
+    /// Payload = source index << 40 | row. With `masks`, only the rows they hold are candidates (the masks
+    /// exclude deleted rows themselves); `plan`, when given, receives the strategy chosen per source.
     package func scan(
-        _ view: ReadView, _ q: UnsafePointer<Float>, qInverseNorm: Float, limit: Int, options: SearchOptions
+        _ view: ReadView, _ q: UnsafePointer<Float>, qInverseNorm: Float, limit: Int, options: SearchOptions,
+        masks: FilterMasks? = nil, plan: UnsafeMutablePointer<[PlanStep]>? = nil
     ) throws(SextantError) -> TopK {
         var top = TopK(k: limit)
         var buffer = [Float](repeating: 0, count: Self.block)
         let ef = max(options.searchWidth ?? IndexConfiguration.defaultSearchWidth, limit)
-        for (i, (segment, deleted, graph, graphFile, codes)) in view.segments.enumerated() {
+        for (i, sealed) in view.segments.enumerated() {
+            let segment = sealed.segment, deleted = sealed.deleted, graph = sealed.graph, graphFile = sealed.graphFile, codes = sealed.codes
             let base = try segment.vectors()
             let norms = try segment.inverseNorms()
             let tag = UInt64(i) << 40
-            let live = segment.rowCount - deleted.setCount
-            // The planner: a graph pays off only while most rows are live; with few left, scan them.
-            var usable = graph != nil && !options.exact && live >= max(4 * ef, segment.rowCount / 10)
+            let mask = masks?.segments[i]
+            let live = mask?.setCount ?? (segment.rowCount - deleted.setCount)
+            if live == 0 {
+                plan?.pointee.append(PlanStep(source: .segment(segment.id), rows: segment.rowCount, candidates: 0, strategy: .skip))
+                continue
+            }
+            // The planner. A graph pays off while enough rows are candidates: traversal visits about
+            // `ef · 24 / selectivity` nodes (disallowed nodes are walked through, not returned), an exact
+            // scan visits the candidates, so below √(ef · 24 · rows) candidates the scan is cheaper.
+            // Deletions count the same way, so a segment with few live rows left is scanned.
+            let selectivity = Double(live) / Double(max(1, segment.rowCount))
+            var usable = graph != nil && !options.exact && live >= 4 * ef
+                && Double(live) * Double(live) >= Double(ef * 24) * Double(segment.rowCount)
+                && selectivity >= 0.1
             if usable, let graphFile {
                 do throws(SextantError) {
                     try graphFile.verify()
@@ -200,25 +244,87 @@ package struct Scanner: Sendable {
                 }
             }
             if usable, let graph {
+                // With a filter the beam widens as fewer rows qualify, so the graph still finds `ef` of them.
+                let width = mask != nil ? min(4 * ef, Int((Double(ef) / selectivity.squareRoot()).rounded(.up))) : ef
+                plan?.pointee.append(PlanStep(source: .segment(segment.id), rows: segment.rowCount, candidates: live, strategy: .graph(ef: width)))
                 let space = DistanceSpace(metric: metric, dimension: dimension, vectors: base, inverseNorms: norms)
-                let allow: ((Int) -> Bool)? = deleted.setCount > 0 ? { !deleted.contains($0) } : nil
+                let allow: ((Int) -> Bool)?
+                if let mask {
+                    allow = { mask.contains($0) }
+                } else if deleted.setCount > 0 {
+                    allow = { !deleted.contains($0) }
+                } else {
+                    allow = nil
+                }
                 if let codes {
                     graph.searchQuantized(
-                        q, qInverseNorm: qInverseNorm, ef: ef, oversampling: options.oversampling, space: space, codes: codes,
+                        q, qInverseNorm: qInverseNorm, ef: width, oversampling: options.oversampling, space: space, codes: codes,
                         allow: allow, into: &top, tag: tag)
-                } else if deleted.setCount > 0 {
-                    graph.search(q, qInverseNorm: qInverseNorm, ef: ef, space: space, allow: { !deleted.contains($0) }, into: &top, tag: tag)
                 } else {
-                    graph.search(q, qInverseNorm: qInverseNorm, ef: ef, space: space, allow: nil, into: &top, tag: tag)
+                    graph.search(q, qInverseNorm: qInverseNorm, ef: width, space: space, allow: allow, into: &top, tag: tag)
                 }
             } else {
-                scanRows(q, qInverseNorm, base, norms, segment.rowCount, deleted, tag, &top, &buffer)
+                plan?.pointee.append(PlanStep(source: .segment(segment.id), rows: segment.rowCount, candidates: live, strategy: .exact))
+                if let mask {
+                    scanAllowed(q, qInverseNorm, base, norms, mask, tag, &top, &buffer)
+                } else {
+                    scanRows(q, qInverseNorm, base, norms, segment.rowCount, deleted, tag, &top, &buffer)
+                }
             }
         }
         for (j, (table, count, deleted)) in view.memtables.enumerated() {
-            scanRows(q, qInverseNorm, table.vectors, UnsafePointer(table.inverseNorms), count, deleted, UInt64(view.segments.count + j) << 40, &top, &buffer)
+            let tag = UInt64(view.segments.count + j) << 40
+            if let mask = masks?.memtables[j] {
+                plan?.pointee.append(PlanStep(source: .memtable, rows: count, candidates: mask.setCount, strategy: mask.setCount == 0 ? .skip : .exact))
+                if mask.setCount > 0 { scanAllowed(q, qInverseNorm, table.vectors, UnsafePointer(table.inverseNorms), mask, tag, &top, &buffer) }
+            } else if count > 0 {
+                plan?.pointee.append(PlanStep(source: .memtable, rows: count, candidates: count - deleted.setCount, strategy: .exact))
+                scanRows(q, qInverseNorm, table.vectors, UnsafePointer(table.inverseNorms), count, deleted, tag, &top, &buffer)
+            }
         }
         return top
+    }
+
+    /// Exact distances to the rows set in `allowed`, gathered in blocks.
+    private func scanAllowed(
+        _ q: UnsafePointer<Float>, _ qInverseNorm: Float, _ base: UnsafePointer<Float>, _ norms: UnsafePointer<Float>,
+        _ allowed: Bitmap, _ tag: UInt64, _ top: inout TopK, _ buffer: inout [Float]
+    ) {
+        let d = dimension
+        var ids = [UInt32](repeating: 0, count: Self.block)
+        var n = 0
+        func drain(_ out: UnsafeMutableBufferPointer<Float>, _ idp: UnsafeMutableBufferPointer<UInt32>) {
+            switch metric {
+            case .cosine, .dot: sx_dot_gather(q, base, idp.baseAddress!, n, d, out.baseAddress!)
+            case .euclidean: sx_l2sq_gather(q, base, idp.baseAddress!, n, d, out.baseAddress!)
+            case .manhattan: sx_l1_gather(q, base, idp.baseAddress!, n, d, out.baseAddress!)
+            }
+            var threshold = top.threshold
+            for i in 0..<n {
+                let row = Int(idp[i])
+                var key = out[i]
+                switch metric {
+                case .cosine: key = 1 - key * norms[row] * qInverseNorm
+                case .dot: key = -key
+                case .euclidean, .manhattan: break
+                }
+                if key < threshold {
+                    top.insert(key, tag | UInt64(row))
+                    threshold = top.threshold
+                }
+            }
+            n = 0
+        }
+        buffer.withUnsafeMutableBufferPointer { out in
+            ids.withUnsafeMutableBufferPointer { idp in
+                allowed.forEachSet { row in
+                    idp[n] = UInt32(row)
+                    n += 1
+                    if n == Self.block { drain(out, idp) }
+                }
+                if n > 0 { drain(out, idp) }
+            }
+        }
     }
 
     private func scanRows(

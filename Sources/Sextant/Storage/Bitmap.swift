@@ -48,7 +48,7 @@ package struct Bitmap: Sendable, Equatable {
         if words.count < needed { words.append(contentsOf: repeatElement(0, count: needed - words.count)) }
     }
 
-    package func forEachSet(_ body: (Int) throws -> Void) rethrows {
+    package func forEachSet<E: Error>(_ body: (Int) throws(E) -> Void) throws(E) {
         for (w, word) in words.enumerated() where word != 0 {
             var bits = word
             while bits != 0 {
@@ -57,5 +57,49 @@ package struct Bitmap: Sendable, Equatable {
                 bits &= bits - 1
             }
         }
+    }
+}
+
+extension Bitmap {
+    /// A bitmap of `count` bits, all set.
+    package static func full(count: Int) -> Bitmap {
+        var words = [UInt64](repeating: ~0, count: (count + 63) / 64)
+        if count % 64 != 0 { words[words.count - 1] = (1 << UInt64(count % 64)) - 1 }
+        return Bitmap(words: words, count: count)
+    }
+
+    /// The bits set in `self` and not in `other`.
+    package func subtracting(_ other: Bitmap) -> Bitmap {
+        var w = words
+        for i in 0..<min(w.count, other.words.count) { w[i] &= ~other.words[i] }
+        return Bitmap(words: w, count: count)
+    }
+
+    /// The bits set in both.
+    package func intersection(_ other: Bitmap) -> Bitmap {
+        var w = words
+        for i in w.indices { w[i] &= i < other.words.count ? other.words[i] : 0 }
+        return Bitmap(words: w, count: count)
+    }
+
+    /// The bits set in either (sized as `self`).
+    package func union(_ other: Bitmap) -> Bitmap {
+        var w = words
+        for i in 0..<min(w.count, other.words.count) { w[i] |= other.words[i] }
+        return Bitmap(words: w, count: count)
+    }
+
+    /// The set bits for which `keep` holds.
+    package func filter(_ keep: (Int) throws(SextantError) -> Bool) throws(SextantError) -> Bitmap {
+        var w = words
+        for i in w.indices where w[i] != 0 {
+            var bits = w[i]
+            while bits != 0 {
+                let b = bits.trailingZeroBitCount
+                bits &= bits - 1
+                if !(try keep(i << 6 | b)) { w[i] &= ~(1 << UInt64(b)) }
+            }
+        }
+        return Bitmap(words: w, count: count)
     }
 }

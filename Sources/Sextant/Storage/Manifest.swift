@@ -25,6 +25,8 @@ package struct Manifest: Codable, Sendable, Equatable {
         package var graph: Bool? = nil
         /// Whether `<id>.q8` holds the segment's int8 codes (published together with the graph).
         package var quantized: Bool? = nil
+        /// The generation of `<id>.<generation>.pidx`, the segment's payload index file (absent: none yet).
+        package var payload: UInt64? = nil
     }
 
     package struct CollectionEntry: Codable, Sendable, Equatable {
@@ -42,6 +44,8 @@ package struct Manifest: Codable, Sendable, Equatable {
         package var nextDeletionGeneration: UInt64
         /// How sealed segments are indexed (absent: the defaults).
         package var index: IndexConfiguration? = nil
+        /// The payload fields indexed (absent: none).
+        package var payloadIndexes: [PayloadIndexSpec]? = nil
     }
 
     package var generation: UInt64 = 0

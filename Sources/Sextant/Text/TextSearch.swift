@@ -1,0 +1,233 @@
+// Sextant — an embedded vector database. Licensed under Apache-2.0.
+
+import Foundation
+import Synchronization
+
+/// BM25's parameters: `k1` saturates term frequency, `b` normalizes for document length.
+public struct BM25Parameters: Sendable, Hashable {
+    public var k1: Double
+    public var b: Double
+    public init(k1: Double = 1.2, b: Double = 0.75) {
+        self.k1 = k1
+        self.b = b
+    }
+}
+
+/// How a hybrid search combines its vector and text rankings.
+public enum Fusion: Sendable, Hashable {
+    /// Reciprocal rank fusion: a record scores Σ 1 / (k + rank) over the rankings it appears in (ranks
+    /// from 1). Needs no score calibration. The usual k is 60.
+    case reciprocalRank(k: Double)
+    /// Weighted sum of scores min-max normalized per ranking to [0, 1] (distances inverted so 1 is best):
+    /// `alpha · vector + (1 − alpha) · text`; a record absent from a ranking gets 0 there.
+    case weighted(alpha: Double)
+
+    /// Fuses rankings (best first) by reciprocal rank; returns (id, fused score), best first, ties by id.
+    public static func reciprocalRank(_ rankings: [[RecordID]], k: Double = 60) -> [(id: RecordID, score: Double)] {
+        var score: [RecordID: Double] = [:]
+        for ranking in rankings {
+            for (i, id) in ranking.enumerated() { score[id, default: 0] += 1 / (k + Double(i + 1)) }
+        }
+        return score.map { ($0.key, $0.value) }.sorted { $0.score > $1.score || ($0.score == $1.score && $0.id < $1.id) }
+    }
+}
+
+/// Why a hybrid hit ranks where it does.
+public struct HybridExplanation: Sendable, Hashable {
+    /// The vector score (similarity or distance, as the metric gives) and 1-based rank, if the record was
+    /// among the vector candidates.
+    public var vectorScore: Float?
+    public var vectorRank: Int?
+    /// The BM25 score and 1-based rank, if the record was among the text candidates.
+    public var textScore: Float?
+    public var textRank: Int?
+}
+
+extension VectorCollection {
+    /// Full-text search over the records' documents, ranked by BM25 (highest score first).
+    ///
+    /// Words come from the collection's ``Tokenizer`` (lowercased, split on anything but letters, marks and
+    /// digits, stop words dropped); each distinct query word counts once. Statistics — the number of
+    /// documents, their average length, each word's document frequency — are over every live record with
+    /// a document in the collection, so scores do not depend on how records are split into segments:
+    /// `idf = ln(1 + (N − df + 0.5) / (df + 0.5))`, `score = Σ idf · tf · (k1 + 1) / (tf + k1 · (1 − b + b · dl / avgdl))`.
+    /// Records matching no query word are not returned; with a `filter`, only passing records are.
+    public func search(
+        text: String, limit: Int = 10, offset: Int = 0, filter: Filter? = nil, scoreThreshold: Float? = nil,
+        include: Include = [], bm25: BM25Parameters = BM25Parameters()
+    ) throws(SextantError) -> [SearchHit] {
+        guard limit > 0 else { throw SextantError(.invalidArgument, "limit must be positive, not \(limit)") }
+        guard offset >= 0 else { throw SextantError(.invalidArgument, "offset must not be negative, not \(offset)") }
+        guard bm25.k1 >= 0, (0...1).contains(bm25.b) else {
+            throw SextantError(.invalidArgument, "BM25 needs k1 ≥ 0 and 0 ≤ b ≤ 1 (got k1 \(bm25.k1), b \(bm25.b))")
+        }
+        let (view, top) = try textTop(text, k: limit + offset, filter: filter, bm25: bm25)
+        return try textHits(top, view: view, include: include, offset: offset, scoreThreshold: scoreThreshold)
+    }
+
+    /// The best `k` rows by BM25 as (view, top-k of negated scores).
+    private func textTop(_ text: String, k: Int, filter: Filter?, bm25: BM25Parameters) throws(SextantError) -> (ReadView, TopK) {
+        let compiled = try filter.flatMap { (f) throws(SextantError) in f.isEmpty ? nil : try CompiledFilter(f) }
+        var view = try readView()
+        if view.segments.contains(where: { $0.payload == nil }) {
+            // Segments from before index files existed, or whose file failed to load: index them now.
+            try runOptimizerNow { () throws(SextantError) in try ensurePayloadIndexes() }
+            view = try readView()
+        }
+        let masks = try compiled.map { (f) throws(SextantError) in try self.masks(f, view) }
+        let terms = Array(Set(index.tokenizer.tokens(text))).sorted()
+        var top = TopK(k: k)
+        if terms.isEmpty { return (view, top) }
+
+        // Collection-wide statistics over live records.
+        var documents = 0, totalLength = 0
+        var df = [Int](repeating: 0, count: terms.count)
+        var segmentPostings: [Postings] = []
+        for sealed in view.segments {
+            guard let reader = sealed.payload else { throw SextantError(.corrupt, "\(sealed.segment.path): no index file") }
+            try reader.verify()
+            let p = reader.postings(PayloadIndexFile.documentsKey)!
+            segmentPostings.append(p)
+            var (n, length) = try reader.documentTotals(sealed.segment)
+            try sealed.deleted.forEachSet { (row) throws(SextantError) in
+                if try sealed.segment.document(row) != nil {
+                    n -= 1
+                    length -= Int(p.docLengths![row])
+                }
+            }
+            documents += n
+            totalLength += length
+            for (t, term) in terms.enumerated() {
+                guard let i = p.find(term) else { continue }
+                for j in p.range(ofTermAt: i) where !sealed.deleted.contains(Int(p.rows![j])) { df[t] += 1 }
+            }
+        }
+        var memtableDocuments: [[String?]] = []
+        for (table, count, deleted) in view.memtables {
+            let docs = state.withLock { _ in table.documents }
+            memtableDocuments.append(docs)
+            table.textIndex.withIndex(upTo: count, documents: docs, tokenizer: index.tokenizer) { c in
+                for row in 0..<count where c.hasDocument[row] && !deleted.contains(row) {
+                    documents += 1
+                    totalLength += Int(c.docLengths[row])
+                }
+                for (t, term) in terms.enumerated() {
+                    for (row, _) in c.postings[term] ?? [] where Int(row) < count && !deleted.contains(Int(row)) { df[t] += 1 }
+                }
+            }
+        }
+        if documents == 0 { return (view, top) }
+        let n = Double(documents)
+        let averageLength = max(Double(totalLength) / n, 1e-9)
+        let idf = df.map { log(1 + (n - Double($0) + 0.5) / (Double($0) + 0.5)) }
+        let k1 = bm25.k1, b = bm25.b
+        @inline(__always) func weight(_ t: Int, _ tf: UInt32, _ length: UInt32) -> Float {
+            let f = Double(tf)
+            return Float(idf[t] * f * (k1 + 1) / (f + k1 * (1 - b + b * Double(length) / averageLength)))
+        }
+
+        // Term-at-a-time accumulation per source.
+        for (i, sealed) in view.segments.enumerated() {
+            let p = segmentPostings[i]
+            let mask = masks?.segments[i]
+            var scores: [Int: Float] = [:]
+            for (t, term) in terms.enumerated() {
+                guard let ti = p.find(term) else { continue }
+                for j in p.range(ofTermAt: ti) {
+                    let row = Int(p.rows![j])
+                    if let mask { if !mask.contains(row) { continue } } else if sealed.deleted.contains(row) { continue }
+                    scores[row, default: 0] += weight(t, p.tfs![j], p.docLengths![row])
+                }
+            }
+            let tag = UInt64(i) << 40
+            for (row, s) in scores where -s < top.threshold { top.insert(-s, tag | UInt64(row)) }
+        }
+        for (j, (table, count, deleted)) in view.memtables.enumerated() {
+            let mask = masks?.memtables[j]
+            let tag = UInt64(view.segments.count + j) << 40
+            table.textIndex.withIndex(upTo: count, documents: memtableDocuments[j], tokenizer: index.tokenizer) { c in
+                var scores: [Int: Float] = [:]
+                for (t, term) in terms.enumerated() {
+                    for (row32, tf) in c.postings[term] ?? [] {
+                        let row = Int(row32)
+                        if row >= count { break }
+                        if let mask { if !mask.contains(row) { continue } } else if deleted.contains(row) { continue }
+                        scores[row, default: 0] += weight(t, tf, c.docLengths[row])
+                    }
+                }
+                for (row, s) in scores where -s < top.threshold { top.insert(-s, tag | UInt64(row)) }
+            }
+        }
+        return (view, top)
+    }
+
+    private func textHits(_ top: TopK, view: ReadView, include: Include, offset: Int, scoreThreshold: Float?) throws(SextantError) -> [SearchHit] {
+        var sorted = Array(top.sorted().dropFirst(offset))
+        if let t = scoreThreshold { sorted.removeAll { -$0.key < t } }
+        let records = try materialize(sorted.map { view.location(of: $0.payload) }, include: include)
+        return zip(sorted, records).map { s, r in
+            SearchHit(id: r.id, score: -s.key, metadata: r.metadata, document: r.document, vector: r.vector)
+        }
+    }
+
+    /// Vector and full-text search together: each ranks `candidates` records (both with the filter),
+    /// and the rankings are fused (reciprocal rank fusion by default). Hits carry the fused score and a
+    /// ``HybridExplanation`` with each side's score and rank.
+    /// - Parameter candidates: how many records each side ranks; default max(50, 4 × (limit + offset)).
+    public func hybridSearch(
+        vector: [Float], text: String, limit: Int = 10, offset: Int = 0, filter: Filter? = nil,
+        fusion: Fusion = .reciprocalRank(k: 60), include: Include = [], ef: Int? = nil, candidates: Int? = nil,
+        bm25: BM25Parameters = BM25Parameters()
+    ) throws(SextantError) -> [SearchHit] {
+        switch fusion {
+        case .reciprocalRank(let k):
+            guard k >= 0 else { throw SextantError(.invalidArgument, "the RRF constant k must not be negative, not \(k)") }
+        case .weighted(let alpha):
+            guard (0...1).contains(alpha) else { throw SextantError(.invalidArgument, "alpha must be between 0 and 1, not \(alpha)") }
+        }
+        let depth = candidates ?? max(50, 4 * (limit + offset))
+        guard depth > 0 else { throw SextantError(.invalidArgument, "candidates must be positive, not \(depth)") }
+        let vectorHits = try search(vector, limit: depth, filter: filter, include: [], ef: ef.map { max($0, depth) })
+        let textHits = try search(text: text, limit: depth, filter: filter, include: [], bm25: bm25)
+        var explanation: [RecordID: HybridExplanation] = [:]
+        for (i, h) in vectorHits.enumerated() {
+            explanation[h.id, default: HybridExplanation()].vectorScore = h.score
+            explanation[h.id, default: HybridExplanation()].vectorRank = i + 1
+        }
+        for (i, h) in textHits.enumerated() {
+            explanation[h.id, default: HybridExplanation()].textScore = h.score
+            explanation[h.id, default: HybridExplanation()].textRank = i + 1
+        }
+        var fused: [(id: RecordID, score: Double)]
+        switch fusion {
+        case .reciprocalRank(let k):
+            fused = Fusion.reciprocalRank([vectorHits.map(\.id), textHits.map(\.id)], k: k)
+        case .weighted(let alpha):
+            func normalized(_ scores: [Float], higherIsBetter: Bool) -> [Double] {
+                guard let lo = scores.min(), let hi = scores.max() else { return [] }
+                if hi == lo { return scores.map { _ in 1 } }
+                return scores.map { higherIsBetter ? Double($0 - lo) / Double(hi - lo) : Double(hi - $0) / Double(hi - lo) }
+            }
+            var score: [RecordID: Double] = [:]
+            for (h, v) in zip(vectorHits, normalized(vectorHits.map(\.score), higherIsBetter: metric.higherIsBetter)) { score[h.id, default: 0] += alpha * v }
+            for (h, v) in zip(textHits, normalized(textHits.map(\.score), higherIsBetter: true)) { score[h.id, default: 0] += (1 - alpha) * v }
+            fused = score.map { ($0.key, $0.value) }.sorted { $0.score > $1.score || ($0.score == $1.score && $0.id < $1.id) }
+        }
+        let page = Array(fused.dropFirst(offset).prefix(limit))
+        let records = include.isEmpty ? page.map { StoredRecord(id: $0.id) } : try get(page.map(\.id), include: include)
+        let byID = Dictionary(records.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        return page.map { p in
+            let r = byID[p.id]
+            return SearchHit(id: p.id, score: Float(p.score), metadata: r?.metadata, document: r?.document, vector: r?.vector, explanation: explanation[p.id])
+        }
+    }
+}
+
+extension ReadView {
+    /// The location of a top-k payload (source index << 40 | row).
+    package func location(of payload: UInt64) -> VectorCollection.Location {
+        let source = Int(payload >> 40)
+        let row = Int(payload & 0xFF_FFFF_FFFF)
+        return source < segments.count ? .segment(segments[source].segment, row) : .memtable(memtables[source - segments.count].table, row)
+    }
+}
