@@ -65,6 +65,17 @@ extension Database {
                 } else if entry.segments.first(where: { $0.id == s.segment.id })?.graph == true {
                     report.problems.append("\(directory)/\(HNSWFile.name(s.segment.id)): the graph file is damaged or missing (it will be rebuilt)")
                 }
+                if let reader = s.payload {
+                    do {
+                        try reader.verify()
+                        report.filesChecked += 1
+                        report.bytesChecked += reader.byteCount
+                    } catch {
+                        report.problems.append(error.message + " (it will be rebuilt)")
+                    }
+                } else if let g = entry.segments.first(where: { $0.id == s.segment.id })?.payload {
+                    report.problems.append("\(directory)/\(PayloadIndexFile.name(s.segment.id, generation: g)): the index file is damaged or missing (it will be rebuilt)")
+                }
                 if s.generation != 0 {
                     let p = directory + "/" + SegmentFile.deletionName(s.segment.id, generation: s.generation)
                     do {

@@ -52,6 +52,28 @@ extension VectorCollection {
         }
     }
 
+    /// Drops an index file that failed its checksum: filters read the segment's rows until the rebuilt file
+    /// is published (full-text search rebuilds it at once). Derived data, so nothing is lost.
+    func discardPayloadIndex(of segmentID: UInt64) {
+        let old = state.withLock { s -> String? in
+            guard let i = s.sealed.firstIndex(where: { $0.segment.id == segmentID }), s.sealed[i].payload != nil else { return nil }
+            defer {
+                s.sealed[i].payload = nil
+                s.sealed[i].payloadGeneration = 0
+            }
+            return PayloadIndexFile.name(segmentID, generation: s.sealed[i].payloadGeneration)
+        }
+        guard let old else { return }
+        try? database.publish { m throws(SextantError) in
+            guard let c = m.collections.firstIndex(where: { $0.id == self.id }),
+                let i = m.collections[c].segments.firstIndex(where: { $0.id == segmentID })
+            else { return }
+            m.collections[c].segments[i].payload = nil
+        }
+        try? io.unlink(directory + "/" + old)
+        scheduleOptimizer()
+    }
+
     /// Whether a segment's index file covers exactly the collection's fields.
     func payloadIndexIsCurrent(_ s: SealedSegment, _ specs: [PayloadIndexSpec]) -> Bool {
         guard let reader = s.payload else { return false }

@@ -56,9 +56,15 @@ extension VectorCollection {
         segments.reserveCapacity(view.segments.count)
         for sealed in view.segments {
             let segment = sealed.segment
-            try sealed.payload?.verify()
+            var payload = sealed.payload
+            if let reader = payload {
+                do { try reader.verify() } catch {
+                    discardPayloadIndex(of: segment.id)
+                    payload = nil
+                }
+            }
             var evaluator = FilterEvaluator(
-                rows: segment.rowCount, index: sealed.payload, readsMetadata: filter.readsMetadata,
+                rows: segment.rowCount, index: payload, readsMetadata: filter.readsMetadata,
                 id: { (row) throws(SextantError) in try segment.recordID(row) },
                 metadata: { (row) throws(SextantError) in
                     let bytes = try segment.metadata(row)

@@ -69,6 +69,11 @@ extension VectorCollection {
     private func textTop(_ text: String, k: Int, filter: Filter?, bm25: BM25Parameters) throws(SextantError) -> (ReadView, TopK) {
         let compiled = try filter.flatMap { (f) throws(SextantError) in f.isEmpty ? nil : try CompiledFilter(f) }
         var view = try readView()
+        for sealed in view.segments {
+            guard let reader = sealed.payload else { continue }
+            do { try reader.verify() } catch { discardPayloadIndex(of: sealed.segment.id) }
+        }
+        view = try readView()
         if view.segments.contains(where: { $0.payload == nil }) {
             // Segments from before index files existed, or whose file failed to load: index them now.
             try runOptimizerNow { () throws(SextantError) in try ensurePayloadIndexes() }
