@@ -14,13 +14,21 @@ struct Create: ParsableCommand {
     @Option(name: .customLong("ef-construction"), help: "HNSW beam width while building (efConstruction).") var efConstruction: Int = 200
     @Option(help: "Segments with fewer rows get no graph and are searched exactly.") var minGraphRows: Int = 1024
     @Option(help: "none | int8: traverse graphs on int8 codes, rescoring candidates with the float vectors.") var quantization: String = "none"
+    @Option(help: "Words left out of full-text indexes: none | english | a comma-separated list.") var stopWords: String = "none"
 
     func run() throws {
         guard let m = Metric(name: metric) else { fail("unknown metric '\(metric)' (use cosine, dot, euclidean or manhattan)") }
         try withDatabase(global) { db in
             guard let q = Quantization(rawValue: quantization) else { fail("unknown quantization '\(quantization)' (use none or int8)") }
+            let stops: Set<String>
+            switch stopWords {
+            case "none": stops = []
+            case "english": stops = Tokenizer.englishStopWords
+            default: stops = Set(stopWords.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
+            }
             let index = IndexConfiguration(
-                neighborsPerNode: neighborsPerNode, indexingSearchCount: efConstruction, minimumRowsForGraph: minGraphRows, quantization: q)
+                neighborsPerNode: neighborsPerNode, indexingSearchCount: efConstruction, minimumRowsForGraph: minGraphRows, quantization: q,
+                stopWords: stops)
             try db.createCollection(name, dimension: dimension, metric: m, index: index)
             if global.json {
                 Output.line(#"{"created":"\#(name)","dimension":\#(dimension),"metric":"\#(m)"}"#)
@@ -138,5 +146,65 @@ struct Verify: ParsableCommand {
         }
         Output.flush()
         if !report.isClean { throw ExitCode(1) }
+    }
+}
+
+struct IndexCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "index", abstract: "Manage payload indexes (indexes on metadata fields that filters use).",
+        subcommands: [IndexCreate.self, IndexDrop.self, IndexList.self])
+}
+
+struct IndexCreate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create", abstract: "Index a metadata field; returns once every segment covers it.",
+        discussion: "Types: keyword (strings), integer and float (numbers: match and range), bool, datetime (RFC 3339 strings), text (words).")
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+    @Argument(help: "The field: dots reach into objects, [] into arrays (e.g. meta.lang, tags).") var field: String
+    @Option(help: "keyword | integer | float | bool | datetime | text") var type: String
+
+    func run() throws {
+        guard let t = PayloadIndexType(rawValue: type) else {
+            fail("unknown index type '\(type)' (use \(PayloadIndexType.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        try withDatabase(global) { db in
+            try db.collection(name).createPayloadIndex(field, type: t)
+            Output.line(global.json ? #"{"indexed":"\#(field)","type":"\#(t.rawValue)"}"# : "indexed field '\(field)' of '\(name)' (\(t.rawValue))")
+            Output.flush()
+        }
+    }
+}
+
+struct IndexDrop: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "drop", abstract: "Stop indexing a metadata field.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+    @Argument var field: String
+
+    func run() throws {
+        try withDatabase(global) { db in
+            try db.collection(name).dropPayloadIndex(field)
+            Output.line(global.json ? #"{"dropped_index":"\#(field)"}"# : "dropped the index of field '\(field)' of '\(name)'")
+            Output.flush()
+        }
+    }
+}
+
+struct IndexList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List a collection's payload indexes.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+
+    func run() throws {
+        try withDatabase(global) { db in
+            let specs = try db.collection(name).payloadIndexes
+            if global.json {
+                Output.line(JSONOut.encode(specs))
+            } else {
+                for s in specs { Output.line("\(s.key)\t\(s.type.rawValue)") }
+            }
+            Output.flush()
+        }
     }
 }

@@ -183,12 +183,25 @@ struct Scroll: ParsableCommand {
 
 struct Search: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Nearest-neighbour search; prints {\"query\": i, \"hits\": [{\"id\", \"score\"}, …]} per query.",
-        discussion: "Cosine and dot scores are similarities (higher is better); euclidean and manhattan are distances (lower is better).")
+        abstract: "Vector, full-text (BM25) or hybrid search; prints {\"query\": i, \"hits\": [{\"id\", \"score\"}, …]} per query.",
+        discussion: """
+            --vector or --queries: nearest neighbours. Cosine and dot scores are similarities (higher is better);
+            euclidean and manhattan are distances (lower is better).
+            --text: BM25 over the records' documents (higher is better).
+            --vector with --text: hybrid; both sides rank candidates, fused by --fusion rrf (reciprocal rank,
+            constant --rrf-k) or weighted (alpha · vector + (1 − alpha) · text, scores normalized to [0, 1]).
+            With --explain, hybrid hits carry each side's score and rank.
+            """)
     @OptionGroup var global: GlobalOptions
     @Argument var name: String
     @Option(help: "One query vector as a JSON array.") var vector: String?
     @Option(help: "Many queries: a float32 [n, d] .npy file (searched on all cores).") var queries: String?
+    @Option(help: "Full-text query (BM25 over documents); with --vector, a hybrid search.") var text: String?
+    @Option(help: "Hybrid fusion: rrf | weighted.") var fusion: String = "rrf"
+    @Option(help: "Weighted fusion: the vector side's weight, 0…1.") var alpha: Double = 0.5
+    @Option(help: "Reciprocal rank fusion constant.") var rrfK: Double = 60
+    @Option(help: "BM25 k1.") var k1: Double = 1.2
+    @Option(help: "BM25 b.") var b: Double = 0.75
     @Option(help: "Results per query.") var limit: Int = 10
     @Option(help: "Skip this many of the best results first (paging).") var offset: Int = 0
     @Option(help: "Only records passing this filter (Qdrant filter JSON).") var filter: String?
@@ -202,7 +215,16 @@ struct Search: ParsableCommand {
     @Flag var withVector = false
 
     func run() throws {
-        guard (vector == nil) != (queries == nil) else { fail("give exactly one of --vector or --queries") }
+        guard !(vector != nil && queries != nil), vector != nil || queries != nil || text != nil else {
+            fail("give --vector, --queries or --text (--text may join --vector for a hybrid search)")
+        }
+        if text != nil && queries != nil { fail("--text combines with --vector, not with --queries") }
+        let fusionMode: Fusion
+        switch fusion {
+        case "rrf": fusionMode = .reciprocalRank(k: rrfK)
+        case "weighted": fusionMode = .weighted(alpha: alpha)
+        default: fail("unknown fusion '\(fusion)' (use rrf or weighted)")
+        }
         var qs: [[Float]] = []
         if let vector { qs = [parseVector(vector)] }
         if let queries {
@@ -220,7 +242,15 @@ struct Search: ParsableCommand {
         try withDatabase(global) { db in
             let c = try db.collection(name)
             var results: [[SearchHit]]
-            if qs.count == 1 {
+            if let text, qs.isEmpty {
+                results = [try c.search(text: text, limit: limit, offset: offset, filter: parsed, scoreThreshold: scoreThreshold, include: include, bm25: BM25Parameters(k1: k1, b: b))]
+            } else if let text {
+                var hits = try c.hybridSearch(
+                    vector: qs[0], text: text, limit: limit, offset: offset, filter: parsed, fusion: fusionMode, include: include, ef: ef,
+                    bm25: BM25Parameters(k1: k1, b: b))
+                if !explain { for i in hits.indices { hits[i].explanation = nil } }
+                results = [hits]
+            } else if qs.count == 1 {
                 let (hits, plan) = try c.searchExplained(
                     qs[0], limit: limit, offset: offset, filter: parsed, scoreThreshold: scoreThreshold, include: include, ef: ef, exact: exact)
                 results = [hits]

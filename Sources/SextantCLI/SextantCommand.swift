@@ -12,7 +12,7 @@ import Glibc
 struct SextantCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sextant",
-        abstract: "An embedded vector database: durable collections, exact search, import and verification.",
+        abstract: "An embedded vector database: durable collections, vector / full-text / hybrid search with filters, import and verification.",
         discussion: """
             The database is a directory: --db PATH, else $SEXTANT_DB, else ./sextant-data.
             Errors go to stderr with a non-zero exit status; --json switches output to machine-readable JSON.
@@ -20,7 +20,7 @@ struct SextantCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Demo.self, Create.self, Collections.self, Info.self, Drop.self, Import.self, Upsert.self, Get.self,
-            Delete.self, Count.self, Scroll.self, Search.self, Flush.self, Compact.self, Verify.self,
+            Delete.self, Count.self, Scroll.self, Search.self, IndexCommand.self, Flush.self, Compact.self, Verify.self,
         ]
     )
 
@@ -31,7 +31,11 @@ struct SextantCommand: ParsableCommand {
     }
 
     static func hoistingGlobalOptions(_ args: [String]) -> [String] {
+        // Global options before the (leaf) subcommand move after it: `--db X index create …` and
+        // `index --db X create …` both become `index create --db X …`.
+        let groups: Set<String> = ["index"]
         var leading: [String] = []
+        var path: [String] = []
         var rest = args[...]
         while let first = rest.first {
             if first == "--json" {
@@ -43,12 +47,14 @@ struct SextantCommand: ParsableCommand {
             } else if first.hasPrefix("--db=") {
                 leading.append(first)
                 rest = rest.dropFirst()
+            } else if !first.hasPrefix("-") && (path.isEmpty || groups.contains(path.last!)) {
+                path.append(first)
+                rest = rest.dropFirst()
             } else {
                 break
             }
         }
-        guard let subcommand = rest.first, !leading.isEmpty else { return args }
-        return [subcommand] + leading + rest.dropFirst()
+        return path + leading + rest
     }
 }
 
@@ -138,6 +144,14 @@ enum JSONOut {
         out.append(contentsOf: Array(#","score":"#.utf8))
         out.append(contentsOf: h.score.description.utf8)
         payload(metadata: h.metadata, document: h.document, vector: h.vector, into: &out)
+        if let e = h.explanation {
+            var parts: [String] = []
+            if let s = e.vectorScore { parts.append(#""vector_score":\#(s)"#) }
+            if let r = e.vectorRank { parts.append(#""vector_rank":\#(r)"#) }
+            if let s = e.textScore { parts.append(#""text_score":\#(s)"#) }
+            if let r = e.textRank { parts.append(#""text_rank":\#(r)"#) }
+            out.append(contentsOf: Array(#","explain":{\#(parts.joined(separator: ","))}"#.utf8))
+        }
         out.append(UInt8(ascii: "}"))
     }
 

@@ -64,6 +64,49 @@ import Testing
         #expect(try cli.run(["collections"]).stdout == "")
     }
 
+    /// Filters, payload indexes, full-text and hybrid search from the command line.
+    @Test func filtersIndexesTextAndHybridSearch() throws {
+        let dir = TemporaryDirectory("sextant-cli")
+        defer { dir.cleanup() }
+        let cli = CLIRunner(database: dir.sub("db"))
+        _ = try writeJSONLines(dir.sub("in.jsonl"), count: 250, dimension: 8, seed: 5)
+        #expect(try cli.run(["create", "docs", "--dim", "8", "--metric", "euclidean"]).status == 0)
+        #expect(try cli.run(["import", "docs", dir.sub("in.jsonl")]).status == 0)
+        // Records carry {"n": i, "tag": "t(i % 7)"} and the document "doc i".
+        let f = #"{"must":[{"key":"tag","match":{"value":"t1"}}],"must_not":[{"key":"n","range":{"lt":100}}]}"#
+        let expected = (100..<250).filter { $0 % 7 == 1 }.count
+        #expect(try cli.run(["count", "docs", "--filter", f]).stdout == "\(expected)\n")
+        var r = try cli.run(["index", "create", "docs", "tag", "--type", "keyword"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try cli.run(["index", "create", "docs", "n", "--type", "integer"]).status == 0)
+        #expect(try cli.run(["index", "list", "docs"]).stdout == "tag\tkeyword\nn\tinteger\n")
+        #expect(try cli.run(["count", "docs", "--filter", f]).stdout == "\(expected)\n")
+        r = try cli.run(["search", "docs", "--vector", "[0,0,0,0,0,0,0,0]", "--limit", "5", "--filter", f, "--with-metadata", "--explain"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("plan: segment") || r.stderr.contains("plan: memtable"), "\(r.stderr)")
+        #expect(r.stdout.components(separatedBy: #""tag":"t1""#).count == 6, "\(r.stdout)")
+        r = try cli.run(["scroll", "docs", "--filter", f, "--limit", "1000"])
+        #expect(r.lines.count == expected)
+        r = try cli.run(["search", "docs", "--text", "doc 7", "--limit", "3"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix(#"{"query":0,"hits":[{"id":7,"#), "\(r.stdout)")
+        r = try cli.run(["search", "docs", "--vector", "[0,0,0,0,0,0,0,0]", "--text", "doc 7", "--limit", "3", "--explain"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains(#""text_rank":1"#) && r.stdout.contains(#""vector_rank":1"#), "\(r.stdout)")
+        r = try cli.run(["delete", "docs", "--filter", f])
+        #expect(r.stdout == "deleted \(expected) record(s)\n")
+        #expect(try cli.run(["count", "docs", "--filter", f]).stdout == "0\n")
+        #expect(try cli.run(["count", "docs"]).stdout == "\(250 - expected)\n")
+        // Bad filters are refused naming the part.
+        r = try cli.run(["count", "docs", "--filter", #"{"must":[{"key":"n","range":{"gt":"soon"}}]}"#])
+        #expect(r.status != 0 && r.stderr.contains("filter.must[0].range.gt"), "\(r.stderr)")
+        r = try cli.run(["index", "create", "docs", "x", "--type", "color"])
+        #expect(r.status != 0 && r.stderr.contains("unknown index type"))
+        #expect(try cli.run(["index", "drop", "docs", "tag"]).status == 0)
+        #expect(try cli.run(["index", "drop", "docs", "tag"]).status != 0)
+        #expect(try cli.run(["verify"]).status == 0)
+    }
+
     @Test func badInputGetsAClearErrorAndLosesNothing() throws {
         let dir = TemporaryDirectory("sextant-cli")
         defer { dir.cleanup() }

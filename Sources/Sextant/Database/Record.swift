@@ -63,6 +63,8 @@ public struct CollectionInfo: Sendable, Codable {
         public var index: String
         /// Bytes of the segment's graph file (0 without one).
         public var indexBytes: Int
+        /// Bytes of the segment's payload index file (documents' postings and indexed fields; 0 without one).
+        public var payloadIndexBytes: Int = 0
     }
     public var name: String
     public var dimension: Int
@@ -75,6 +77,8 @@ public struct CollectionInfo: Sendable, Codable {
     public var indexedRows: Int
     /// The index parameters.
     public var indexConfiguration: IndexConfiguration
+    /// The metadata fields with a payload index.
+    public var payloadIndexes: [PayloadIndexSpec] = []
     /// Bytes of all the collection's files (segments, deletion files, log).
     public var bytesOnDisk: Int
 }

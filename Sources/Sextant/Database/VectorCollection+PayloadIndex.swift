@@ -107,11 +107,14 @@ extension VectorCollection {
             try attachPayloadIndex(&target)
             let id = target.segment.id
             let (reader, generation) = (target.payload, target.payloadGeneration)
+            let nextGeneration = state.withLock { $0.nextDeletionGeneration }
             try database.publish { m throws(SextantError) in
                 guard let c = m.collections.firstIndex(where: { $0.id == self.id }),
                     let i = m.collections[c].segments.firstIndex(where: { $0.id == id })
                 else { throw SextantError(.closed, "collection '\(self.name)' was dropped") }
                 m.collections[c].segments[i].payload = generation
+                // Generations are never reused: a later open must not write a file under a published name.
+                m.collections[c].nextDeletionGeneration = max(m.collections[c].nextDeletionGeneration, nextGeneration)
             }
             state.withLock { s in
                 if let i = s.sealed.firstIndex(where: { $0.segment.id == id }) {
@@ -119,7 +122,7 @@ extension VectorCollection {
                     s.sealed[i].payloadGeneration = generation
                 }
             }
-            if let old { try? io.unlink(directory + "/" + old) }
+            if let old, old != PayloadIndexFile.name(id, generation: generation) { try? io.unlink(directory + "/" + old) }
         }
     }
 }

@@ -1036,7 +1036,8 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                     CollectionInfo.SegmentInfo(
                         id: $0.segment.id, rows: $0.segment.rowCount, liveRows: $0.liveRows, bytes: $0.segment.fileSize,
                         index: $0.graph != nil ? "graph" : s.building == $0.segment.id ? "building" : "exact",
-                        indexBytes: ($0.graphFile?.byteCount ?? 0) + ($0.codes?.byteCount ?? 0))
+                        indexBytes: ($0.graphFile?.byteCount ?? 0) + ($0.codes?.byteCount ?? 0),
+                        payloadIndexBytes: $0.payload?.byteCount ?? 0)
                 },
                 s.active.count + s.frozen.reduce(0) { $0 + $1.count },
                 s.sealed.reduce(0) { $0 + $1.liveRows } + s.active.liveCount + s.frozen.reduce(0) { $0 + $1.liveCount })
@@ -1044,7 +1045,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         return CollectionInfo(
             name: name, dimension: dimension, metric: metric, count: count, segments: segments,
             memtableRows: memRows, indexedRows: segments.filter { $0.index == "graph" }.reduce(0) { $0 + $1.rows },
-            indexConfiguration: index, bytesOnDisk: diskUsage(directory))
+            indexConfiguration: index, payloadIndexes: payloadIndexes, bytesOnDisk: diskUsage(directory))
     }
 
     private func diskUsage(_ path: String) -> Int {

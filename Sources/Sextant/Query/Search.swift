@@ -274,10 +274,11 @@ package struct Scanner: Sendable {
         }
         for (j, (table, count, deleted)) in view.memtables.enumerated() {
             let tag = UInt64(view.segments.count + j) << 40
+            if count == 0 { continue }
             if let mask = masks?.memtables[j] {
                 plan?.pointee.append(PlanStep(source: .memtable, rows: count, candidates: mask.setCount, strategy: mask.setCount == 0 ? .skip : .exact))
                 if mask.setCount > 0 { scanAllowed(q, qInverseNorm, table.vectors, UnsafePointer(table.inverseNorms), mask, tag, &top, &buffer) }
-            } else if count > 0 {
+            } else {
                 plan?.pointee.append(PlanStep(source: .memtable, rows: count, candidates: count - deleted.setCount, strategy: .exact))
                 scanRows(q, qInverseNorm, table.vectors, UnsafePointer(table.inverseNorms), count, deleted, tag, &top, &buffer)
             }
