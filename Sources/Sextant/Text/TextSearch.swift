@@ -104,7 +104,12 @@ extension VectorCollection {
             totalLength += length
             for (t, term) in terms.enumerated() {
                 guard let i = p.find(term) else { continue }
-                for j in p.range(ofTermAt: i) where !sealed.deleted.contains(Int(p.rows![j])) { df[t] += 1 }
+                let range = p.range(ofTermAt: i)
+                if sealed.deleted.setCount == 0 {
+                    df[t] += range.count
+                } else {
+                    for j in range where !sealed.deleted.contains(Int(p.rows![j])) { df[t] += 1 }
+                }
             }
         }
         var memtableDocuments: [[String?]] = []
@@ -132,20 +137,38 @@ extension VectorCollection {
         }
 
         // Term-at-a-time accumulation per source.
+        var dense: [Float] = []
+        var touched: [UInt32] = []
         for (i, sealed) in view.segments.enumerated() {
             let p = segmentPostings[i]
             let mask = masks?.segments[i]
-            var scores: [Int: Float] = [:]
-            for (t, term) in terms.enumerated() {
-                guard let ti = p.find(term) else { continue }
-                for j in p.range(ofTermAt: ti) {
-                    let row = Int(p.rows![j])
-                    if let mask { if !mask.contains(row) { continue } } else if sealed.deleted.contains(row) { continue }
-                    scores[row, default: 0] += weight(t, p.tfs![j], p.docLengths![row])
+            let anyDeleted = sealed.deleted.setCount > 0
+            // Scores accumulate in a dense array (reset through the list of rows touched), term at a time.
+            if dense.count < sealed.segment.rowCount { dense = [Float](repeating: 0, count: sealed.segment.rowCount) }
+            touched.removeAll(keepingCapacity: true)
+            dense.withUnsafeMutableBufferPointer { acc in
+                for (t, term) in terms.enumerated() {
+                    guard let ti = p.find(term) else { continue }
+                    let rows = p.rows!, tfs = p.tfs!, lengths = p.docLengths!
+                    for j in p.range(ofTermAt: ti) {
+                        let row = Int(rows[j])
+                        if let mask { if !mask.contains(row) { continue } } else if anyDeleted && sealed.deleted.contains(row) { continue }
+                        if acc[row] == 0 { touched.append(UInt32(row)) }
+                        acc[row] += weight(t, tfs[j], lengths[row])
+                    }
+                }
+                let tag = UInt64(i) << 40
+                var threshold = top.threshold
+                for r in touched {
+                    let row = Int(r)
+                    let key = -acc[row]
+                    acc[row] = 0
+                    if key < threshold {
+                        top.insert(key, tag | UInt64(row))
+                        threshold = top.threshold
+                    }
                 }
             }
-            let tag = UInt64(i) << 40
-            for (row, s) in scores where -s < top.threshold { top.insert(-s, tag | UInt64(row)) }
         }
         for (j, (table, count, deleted)) in view.memtables.enumerated() {
             let mask = masks?.memtables[j]

@@ -57,6 +57,40 @@ struct HNSWDatasetRecallTests {
         #expect(recall >= 0.95)
     }
 
+    /// Filtered recall@10 ≥ 0.95 at default settings with the filter `section == the query's section`,
+    /// the records imported with their metadata and documents (ground truth: the exact filtered search).
+    @Test(arguments: [false, true])
+    func filteredRecallBySectionOnTheRealData(indexed: Bool) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let db = try Database.open(at: dir.path)
+        defer { db.close() }
+        let c = try db.createCollection("d", dimension: 384, metric: .cosine)
+        try c.importRecords(from: .npy(vectors: Self.data + "/base.f32.npy", ids: nil, records: Self.data + "/records.jsonl"))
+        if indexed { try c.createPayloadIndex("section", type: .keyword) }
+        try c.flush()
+        try c.waitForIndexing()
+        let queries = try loadFloatMatrix(Self.data + "/queries.f32.npy")
+        let sections = try String(contentsOfFile: Self.data + "/queries.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try JSONParser.parse(String($0))["section"]?.stringValue ?? ""
+        }
+        var hits = 0, total = 0
+        var plans: [String: Int] = [:]
+        for (q, section) in zip(queries, sections) {
+            let f = Filter.must(.match("section", .keyword(section)))
+            let exact = try c.search(q, limit: 10, filter: f, exact: true)
+            let (approx, plan) = try c.searchExplained(q, limit: 10, filter: f)
+            for step in plan { plans["\(step.strategy)", default: 0] += 1 }
+            #expect(approx.count == exact.count)
+            guard let kth = exact.last?.score else { continue }
+            hits += approx.filter { $0.score >= kth - 1e-5 }.count
+            total += exact.count
+        }
+        let recall = Double(hits) / Double(total)
+        print("[HNSW] filtered by section (index: \(indexed)): recall@10 = \(recall), plans \(plans)")
+        #expect(recall >= 0.95)
+    }
+
     /// int8 traversal + rescoring loses at most 0.01 recall against float32 on the same graph, at every ef.
     @Test(arguments: [Metric.cosine, .euclidean])
     func int8RecallWithinOneHundredthOfFloatOnTheSameGraph(metric: Metric) throws {

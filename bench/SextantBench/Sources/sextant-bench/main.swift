@@ -11,6 +11,9 @@
 //   sextant-bench build DB COLLECTION VECTORS.npy --metric M [--m 16] [--efc 200] [--threads 2] ...
 //   sextant-bench ann DB COLLECTION QUERIES.npy [--ef-sweep 10,16,32,64,128,256] [--out HITS_%d.jsonl] ...
 //       The HNSW benchmark (ANN.swift; left out with SEXTANT_BENCH_HNSW=0, see Package.swift).
+//   sextant-bench filtered DB COLLECTION QUERIES.npy --filters FILTERS.jsonl [--k 10] [--ef 64] [--out HITS.jsonl] ...
+//   sextant-bench text DB COLLECTION QUERIES.txt [--k 10] [--out HITS.jsonl] ...
+//       Filtered vector search (with the planner's choices) and BM25 full-text search (Query.swift).
 //   sextant-bench features
 //       {"hnsw": true|false}: whether build/ann were compiled in.
 //
@@ -42,6 +45,8 @@ let usageText = """
       sextant-bench search DB COLLECTION QUERIES.npy [--k 10] [--repeat 3] [--warmup 5] [--out HITS.jsonl] [--max-queries N]
       sextant-bench build DB COLLECTION VECTORS.npy --metric cosine|euclidean|dot [--m 16] [--efc 200] [--threads 2] [--batch 10000] [--memtable-mb N] [--poll-ms 100]
       sextant-bench ann DB COLLECTION QUERIES.npy [--ef-sweep 10,16,32,64,128,256] [--k 10] [--repeat 3] [--min-time 0.5] [--warmup 5] [--out HITS_%d.jsonl] [--max-queries N]
+      sextant-bench filtered DB COLLECTION QUERIES.npy --filters FILTERS.jsonl [--k 10] [--ef 64] [--repeat 3] [--min-time 0.5] [--warmup 5] [--out HITS.jsonl] [--max-queries N]
+      sextant-bench text DB COLLECTION QUERIES.txt [--k 10] [--repeat 3] [--min-time 0.5] [--warmup 5] [--out HITS.jsonl] [--max-queries N]
       sextant-bench features
     """
 
@@ -259,6 +264,8 @@ guard argv.count >= 2 else { usage() }
 switch argv[1] {
 case "open": runOpen(argv[2...])
 case "search": runSearch(argv[2...])
+case "filtered": runFiltered(argv[2...])
+case "text": runText(argv[2...])
 case "build", "ann":
     #if SEXTANT_HNSW
     if argv[1] == "build" { runBuild(argv[2...]) } else { runANN(argv[2...]) }
