@@ -3,7 +3,7 @@
 Called by bench/run_ann.sh (which makes the venv, installs bench/requirements-ann.txt and builds the
 binaries); run from the repository root:
 
-    bench/.venv/bin/python bench/py/ann.py [--quick] [--no-doc] [--rounds N] [--libs hnswlib,faiss,usearch,sextant]
+    bench/.venv/bin/python bench/py/ann.py [--quick] [--no-doc] [--rounds N] [--libs sextant,sextant-int8,hnswlib,faiss,usearch]
                                            [--datasets KEY,...] [--keep] [--from-results FILE]
 
 Per dataset and library, M = 16, efConstruction = 200:
@@ -44,7 +44,7 @@ MB = 1e6
 EFS = [10, 16, 32, 64, 128, 256]
 M, EFC, BUILD_THREADS, K = 16, 200, 2, 10
 PEERS = ["hnswlib", "faiss", "usearch"]
-NAMES = {"sextant": "Sextant", "hnswlib": "hnswlib", "faiss": "faiss-cpu (IndexHNSWFlat)", "usearch": "usearch"}
+NAMES = {"sextant": "Sextant", "sextant-int8": "Sextant int8", "hnswlib": "hnswlib", "faiss": "faiss-cpu (IndexHNSWFlat)", "usearch": "usearch"}
 TARGET_RECALL = 0.95
 
 COMMANDS = []
@@ -147,15 +147,19 @@ def all_datasets():
 
 def build(lib, ds, workdir):
     n, d = ds["n"], ds["dim"]
-    if lib == "sextant":
-        path = f"{workdir}/sextant-db"
+    if lib in ("sextant", "sextant-int8"):
+        path = f"{workdir}/{lib}-db"
         if os.path.exists(path):
             shutil.rmtree(path)
+        extra = ["--quantization", "int8"] if lib == "sextant-int8" else []
         out, _, info = run([BENCH, "build", path, "bench", ds["base"], "--metric", ds["sextant_metric"], "--m", str(M),
-                            "--efc", str(EFC), "--threads", str(BUILD_THREADS)], timed=True)
+                            "--efc", str(EFC), "--threads", str(BUILD_THREADS)] + extra, timed=True)
         r = last_json(out)
         r["index_bytes"] = du_bytes(path)
         r["path"] = path
+        # Bytes the traversal reads vectors from: the int8 codes, or the float32 vectors.
+        codes = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(path) for f in fs if f.endswith(".q8"))
+        r["traversal_vector_bytes"] = codes if lib == "sextant-int8" else n * d * 4
     else:
         path = f"{workdir}/{lib}.index"
         out, _, info = run([PY, "bench/py/ann_peer.py", "build", lib, ds["base"], path, "--metric", ds["peer_metric"],
@@ -170,7 +174,7 @@ def build(lib, ds, workdir):
 
 def search(lib, ds, built, workdir, resdir, first_round, rounds_env):
     hits = f"{resdir}/{ds['key']}-{lib}-ef%d.jsonl" if first_round else None
-    if lib == "sextant":
+    if lib in ("sextant", "sextant-int8"):
         cmd = [BENCH, "ann", built["path"], "bench", ds["queries"], "--ef-sweep", ",".join(map(str, EFS)),
                "--k", str(K), "--repeat", "3", "--min-time", "0.5", "--warmup", "5"]
         env = None
@@ -205,7 +209,7 @@ def summarize(lib, builds, runs, recalls):
     b = builds
     return {
         "lib": lib, "version": runs[0].get("version"), "build": b,
-        "build_s": b["build_s"], "index_bytes": b["index_bytes"],
+        "build_s": b["build_s"], "index_bytes": b["index_bytes"], "traversal_vector_bytes": b.get("traversal_vector_bytes"),
         "open_ms": median([r["open_ms"] for r in runs]),
         "first_query_ms": median([r["first_query_ms"] for r in runs]),
         "open_plus_first_query_ms": median([r["open_plus_first_query_ms"] for r in runs]),
@@ -233,7 +237,7 @@ def check_problems(ds, lib, s):
             probs.append(f"{ds['key']} / {lib}: ef {p['ef']}: {d['short_results']} queries with fewer than {K} results")
         if d["max_score_error"] > 1e-3:
             probs.append(f"{ds['key']} / {lib}: ef {p['ef']}: returned scores differ from the true ones by up to {d['max_score_error']:.3g}")
-    if lib == "sextant":
+    if lib in ("sextant", "sextant-int8"):
         b = s["build"]
         if b.get("count") != ds["n"]:
             probs.append(f"{ds['key']} / sextant: count after build is {b.get('count')}, not {ds['n']}")
@@ -266,7 +270,7 @@ def bench_dataset(ds, libs, args, resdir):
             continue
         b = builds[lib]
         extra = ""
-        if lib == "sextant":
+        if lib.startswith("sextant"):
             extra = (f" (import {b['import_s']:.1f}s, flush {b['flush_s']:.1f}s, waiting for graphs {b['wait_indexing_s']:.1f}s; "
                      f"{len(b['segments'])} segments)")
         log(f"  {b['build_s']:.1f}s{extra}, index {b['index_bytes'] / MB:.1f} MB, peak RSS {b['max_rss_bytes'] / MB:.0f} MB")
@@ -323,7 +327,7 @@ def table(r):
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for lib in libs:
         s = r["summaries"][lib]
-        name = NAMES[lib] + (f" {s['version']}" if s.get("version") and lib != "sextant" else "")
+        name = NAMES[lib] + (f" {s['version']}" if s.get("version") and not lib.startswith("sextant") else "")
         cells = [name, f"{s['build_s']:.1f}", f"{s['index_bytes'] / MB:.1f}", f"{s['open_plus_first_query_ms']:.1f}",
                  f"{s['search_max_rss_bytes'] / MB:.0f}"]
         cells += [f"{p['qps']:,.0f} ({p['recall']:.3f})" for p in s["per_ef"]]
@@ -373,15 +377,29 @@ def targets_table(results):
             rows.append(f"| reopen of 1M × 128 indexed + first query | {o:.1f} ms | | ≤ 100 ms | {'**yes**' if o <= 100 else '**no**'} |")
     if not rows:
         return None
-    return "\n".join(["| target (issue 3) | measured (Sextant vs hnswlib) | ratio | target | met |", "|---|---|---:|---|---|"] + rows
-                     + ["| int8 quantization: memory ≥ 3.5× smaller | not measured yet (later) | | ≥ 3.5× | — |"])
+    for r in results:
+        s, q = r["summaries"].get("sextant"), r["summaries"].get("sextant-int8")
+        if not s or not q:
+            continue
+        fb, qb = s.get("traversal_vector_bytes"), q.get("traversal_vector_bytes")
+        if fb and qb:
+            rows.append(f"| int8: traversal vector bytes vs float32, {r['dataset']} | {qb / 1e6:.1f} MB vs {fb / 1e6:.1f} MB | "
+                        f"{fb / qb:.2f}× smaller | ≥ 3.5× | {'**yes**' if fb / qb >= 3.5 else '**no**'} |")
+        i64 = EFS.index(64)
+        fr, qr_ = s["per_ef"][i64]["recall"], q["per_ef"][i64]["recall"]
+        rows.append(f"| int8: recall@10 at ef 64 vs float32, {r['dataset']} | {qr_:.3f} vs {fr:.3f} | {qr_ - fr:+.3f} | ≥ −0.01 | "
+                    f"{'**yes**' if qr_ - fr >= -0.01 else '**no**'} |")
+        fq, qq = s["per_ef"][i64]["qps"], q["per_ef"][i64]["qps"]
+        rows.append(f"| int8: QPS at ef 64 vs float32, {r['dataset']} | {f_int(qq)} vs {f_int(fq)} | {f_ratio(qq / fq)} | ≥ 1.0× | "
+                    f"{'**yes**' if qq >= fq else '**no**'} |")
+    return "\n".join(["| target (issue 3) | measured | ratio | target | met |", "|---|---|---:|---|---|"] + rows)
 
 
 def versions_line(results):
     v = {}
     for r in results:
         for lib, s in r["summaries"].items():
-            if lib != "sextant" and s.get("version"):
+            if not lib.startswith("sextant") and s.get("version"):
                 v[lib] = s["version"]
     return ", ".join(f"{NAMES[k].split(' ')[0]} {v[k]}" for k in PEERS if k in v)
 
@@ -443,7 +461,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="the 20k dataset only")
     ap.add_argument("--no-doc", action="store_true", help="do not append to Docs/Benchmarks.md")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--libs", default="sextant,hnswlib,faiss,usearch")
+    ap.add_argument("--libs", default="sextant,sextant-int8,hnswlib,faiss,usearch")
     ap.add_argument("--datasets", help="comma-separated dataset keys (default: all, or the 20k set with --quick)")
     ap.add_argument("--no-sextant", action="store_true", help="the peers only")
     ap.add_argument("--keep", action="store_true", help="keep the built indexes under bench/data/ann/")
@@ -466,13 +484,13 @@ def main():
 
     libs = [x for x in args.libs.split(",") if x]
     sextant_status = "HNSW benchmarked"
-    if "sextant" in libs:
+    if any(x.startswith("sextant") for x in libs):
         try:
             feats = json.loads(subprocess.run([BENCH, "features"], capture_output=True, text=True).stdout or "{}")
         except (OSError, ValueError):
             feats = {}
         if args.no_sextant or not feats.get("hnsw"):
-            libs.remove("sextant")
+            libs = [x for x in libs if not x.startswith("sextant")]
             sextant_status = ("not run (--no-sextant)" if args.no_sextant else
                               "not run (the HNSW API is not in the library yet, or sextant-bench was built without it)")
             log(f"Sextant: {sextant_status}")

@@ -242,6 +242,35 @@ struct HNSWDatasetRecallTests {
         }
     }
 
+    /// The planner walks the graph when many rows pass and scans the passing rows when few do; either way
+    /// the hits are the true nearest among the passing records.
+    @Test func thePlannerPicksGraphOrExactScanBySelectivity() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let db = try Database.open(at: dir.path)
+        defer { db.close() }
+        let vectors = randomVectors(3000, dimension: 16, seed: 21)
+        let c = try db.createCollection("p", dimension: 16, metric: .euclidean, index: IndexConfiguration(neighborsPerNode: 8, indexingSearchCount: 64, minimumRowsForGraph: 500))
+        try c.upsert(vectors.enumerated().map { Record(id: .int(UInt64($0.offset)), vector: $0.element, metadata: ["half": .int(Int64($0.offset % 2)), "i": .int(Int64($0.offset))]) })
+        try c.flush()
+        try c.waitForIndexing()
+        try c.createPayloadIndex("half", type: .integer)
+        let q = randomVectors(1, dimension: 16, seed: 22)[0]
+        let broad = Filter.must(.match("half", 0))
+        // Half the rows pass: at ef 16 a graph walk (√(24 · 16 · 3000) ≈ 1073 < 1500 candidates), beam widened.
+        let (hits, plan) = try c.searchExplained(q, limit: 10, filter: broad, ef: 16)
+        #expect(plan.count == 1)
+        if case .graph(let ef) = plan[0].strategy { #expect(ef > 16) } else { Issue.record("broad filter: \(plan)") }
+        #expect(plan[0].candidates == 1500)
+        #expect(hits.allSatisfy { if case .int(let i) = $0.id { i % 2 == 0 } else { false } })
+        let narrow = Filter.must(.range("i", lt: 30))
+        let (few, plan2) = try c.searchExplained(q, limit: 10, filter: narrow, ef: 64)
+        #expect(plan2.map(\.strategy) == [.exact])
+        #expect(few.map(\.id) == (try c.search(q, limit: 10, filter: narrow, exact: true)).map(\.id))
+        let none = Filter.must(.match("half", 7))
+        #expect(try c.searchExplained(q, limit: 10, filter: none).plan.map(\.strategy) == [.skip])
+    }
+
     @Test func aFlippedByteInAGraphFileIsDetected() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }

@@ -94,7 +94,7 @@ private final class IndexingTimeline: @unchecked Sendable {
 }
 
 func runBuild(_ args: ArraySlice<String>) {
-    let a = Arguments(args, known: ["metric", "m", "efc", "threads", "batch", "memtable-mb", "poll-ms"])
+    let a = Arguments(args, known: ["metric", "m", "efc", "threads", "batch", "memtable-mb", "poll-ms", "quantization"])
     guard a.positional.count == 3 else { usage() }
     let (dbPath, name, vectorsPath) = (a.positional[0], a.positional[1], a.positional[2])
     guard let metricText = a.options["metric"] else { die("build needs --metric") }
@@ -116,7 +116,9 @@ func runBuild(_ args: ArraySlice<String>) {
     do {
         c = try db.createCollection(
             name, dimension: dim, metric: metric,
-            index: IndexConfiguration(neighborsPerNode: m, indexingSearchCount: efc, indexingThreads: threads))
+            index: IndexConfiguration(
+                neighborsPerNode: m, indexingSearchCount: efc, indexingThreads: threads,
+                quantization: a.options["quantization"] == "int8" ? .int8 : .none))
     } catch { die(error.message) }
     let timeline = IndexingTimeline()
     timeline.start(c, everyMilliseconds: pollMs)
