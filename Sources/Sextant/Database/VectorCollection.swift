@@ -268,7 +268,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     /// - Returns: how many records were deleted.
     @discardableResult
     public func delete(filter: Filter) throws(SextantError) -> Int {
-        let compiled = try CompiledFilter(filter)
+        let compiled = try CompiledFilter(filter, tokenizer: index.tokenizer)
         let view = try readView()
         let masks = try masks(compiled, view)
         var ids: [RecordID] = []
@@ -470,7 +470,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     /// The number of live records passing `filter`.
     public func count(filter: Filter) throws(SextantError) -> Int {
         if filter.isEmpty { return try count() }
-        let compiled = try CompiledFilter(filter)
+        let compiled = try CompiledFilter(filter, tokenizer: index.tokenizer)
         return try masks(compiled, try readView()).total
     }
 
@@ -567,7 +567,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         after: RecordID? = nil, limit: Int = 100, filter: Filter? = nil, include: Include = [.metadata, .document]
     ) throws(SextantError) -> ScrollPage {
         guard limit > 0 else { throw SextantError(.invalidArgument, "scroll limit must be positive, not \(limit)") }
-        let compiled = try filter.flatMap { (f) throws(SextantError) in f.isEmpty ? nil : try CompiledFilter(f) }
+        let compiled = try filter.flatMap { (f) throws(SextantError) in f.isEmpty ? nil : try CompiledFilter(f, tokenizer: index.tokenizer) }
         let view = try readView()
         let afterKey = after?.key
         var candidates: [(key: [UInt8], loc: Location)] = []

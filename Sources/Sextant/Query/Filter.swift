@@ -237,7 +237,7 @@ package struct KeyPath: Hashable, Sendable {
 /// A filter prepared for evaluation: key paths parsed, text conditions tokenized.
 package struct CompiledFilter: Sendable {
     package indirect enum Node: Sendable {
-        case match(KeyPath, Match, textTokens: [String])
+        case match(KeyPath, Match, textTokens: [String], tokenizer: Tokenizer)
         case range(KeyPath, RangeBounds)
         case valuesCount(KeyPath, RangeBounds)
         case isEmpty(KeyPath)
@@ -256,38 +256,40 @@ package struct CompiledFilter: Sendable {
     /// Whether any condition reads metadata (has_id alone does not).
     let readsMetadata: Bool
 
-    package init(_ filter: Filter) throws(SextantError) {
-        root = try Self.compile(filter)
+    /// `tokenizer` splits the text of `match` text conditions, on both sides: the collection's, so text
+    /// conditions agree with its `text` payload indexes (stop words included).
+    package init(_ filter: Filter, tokenizer: Tokenizer = .default) throws(SextantError) {
+        root = try Self.compile(filter, tokenizer)
         readsMetadata = Self.reads(root)
     }
 
-    private static func compile(_ f: Filter) throws(SextantError) -> Clause {
+    private static func compile(_ f: Filter, _ t: Tokenizer) throws(SextantError) -> Clause {
         var must: [Node] = [], should: [Node] = [], mustNot: [Node] = []
-        for c in f.must { must.append(try compile(c)) }
-        for c in f.should { should.append(try compile(c)) }
-        for c in f.mustNot { mustNot.append(try compile(c)) }
+        for c in f.must { must.append(try compile(c, t)) }
+        for c in f.should { should.append(try compile(c, t)) }
+        for c in f.mustNot { mustNot.append(try compile(c, t)) }
         var minShould: ([Node], Int)?
         if let m = f.minShould {
             var nodes: [Node] = []
-            for c in m.conditions { nodes.append(try compile(c)) }
+            for c in m.conditions { nodes.append(try compile(c, t)) }
             minShould = (nodes, m.minCount)
         }
         return Clause(must: must, should: should, mustNot: mustNot, minShould: minShould)
     }
 
-    private static func compile(_ c: Condition) throws(SextantError) -> Node {
+    private static func compile(_ c: Condition, _ tokenizer: Tokenizer) throws(SextantError) -> Node {
         switch c {
         case .match(let key, let m):
             var tokens: [String] = []
-            if case .text(let t) = m { tokens = Tokenizer.default.tokens(t) }
-            return .match(try KeyPath(key), m, textTokens: tokens)
+            if case .text(let t) = m { tokens = tokenizer.tokens(t) }
+            return .match(try KeyPath(key), m, textTokens: tokens, tokenizer: tokenizer)
         case .range(let key, let r): return .range(try KeyPath(key), r)
         case .valuesCount(let key, let r): return .valuesCount(try KeyPath(key), r)
         case .isEmpty(let key): return .isEmpty(try KeyPath(key))
         case .isNull(let key): return .isNull(try KeyPath(key))
         case .hasID(let ids): return .hasID(ids)
-        case .nested(let key, let f): return .nested(try KeyPath(key), try compile(f))
-        case .filter(let f): return .clause(try compile(f))
+        case .nested(let key, let f): return .nested(try KeyPath(key), try compile(f, tokenizer))
+        case .filter(let f): return .clause(try compile(f, tokenizer))
         }
     }
 
@@ -321,7 +323,7 @@ package struct CompiledFilter: Sendable {
 
     package static func eval(_ n: Node, _ id: RecordID, _ m: JSONValue) -> Bool {
         switch n {
-        case .match(let path, let match, let tokens):
+        case .match(let path, let match, let tokens, let tokenizer):
             let values = path.values(in: m)
             switch match {
             case .value(let v): return values.contains { v.equals($0) }
@@ -333,7 +335,7 @@ package struct CompiledFilter: Sendable {
                 var any = false
                 for case .string(let s) in values {
                     any = true
-                    Tokenizer.default.forEachToken(s) { have.insert($0) }
+                    tokenizer.forEachToken(s) { have.insert($0) }
                 }
                 return any && tokens.allSatisfy { have.contains($0) }
             }

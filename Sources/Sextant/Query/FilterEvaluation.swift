@@ -211,7 +211,7 @@ struct FilterEvaluator {
         switch n {
         case .clause(let inner):
             return try evaluate(inner, within: within)
-        case .match(let path, let match, let tokens):
+        case .match(let path, let match, let tokens, _):
             guard let index else { return nil }
             switch match {
             case .value(let v): return try lookup(index, path.text, [v])

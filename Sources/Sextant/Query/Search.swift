@@ -58,7 +58,7 @@ extension VectorCollection {
     ) throws(SextantError) -> (hits: [SearchHit], plan: [PlanStep]) {
         try validateQuery(query, index: 0)
         try validateLimits(limit: limit, offset: offset, ef: ef)
-        let compiled = try filter.flatMap { (f) throws(SextantError) in f.isEmpty ? nil : try CompiledFilter(f) }
+        let compiled = try filter.flatMap { (f) throws(SextantError) in f.isEmpty ? nil : try CompiledFilter(f, tokenizer: index.tokenizer) }
         let view = try readView()
         let masks = try compiled.map { (f) throws(SextantError) in try self.masks(f, view) }
         let scanner = makeScanner()
@@ -77,7 +77,7 @@ extension VectorCollection {
     ) throws(SextantError) -> [[SearchHit]] {
         for (i, q) in queries.enumerated() { try validateQuery(q, index: i) }
         try validateLimits(limit: limit, offset: offset, ef: ef)
-        let compiled = try filter.flatMap { (f) throws(SextantError) in f.isEmpty ? nil : try CompiledFilter(f) }
+        let compiled = try filter.flatMap { (f) throws(SextantError) in f.isEmpty ? nil : try CompiledFilter(f, tokenizer: index.tokenizer) }
         let view = try readView()
         let masks = try compiled.map { (f) throws(SextantError) in try self.masks(f, view) }
         let scanner = makeScanner()

@@ -67,7 +67,7 @@ extension VectorCollection {
 
     /// The best `k` rows by BM25 as (view, top-k of negated scores).
     private func textTop(_ text: String, k: Int, filter: Filter?, bm25: BM25Parameters) throws(SextantError) -> (ReadView, TopK) {
-        let compiled = try filter.flatMap { (f) throws(SextantError) in f.isEmpty ? nil : try CompiledFilter(f) }
+        let compiled = try filter.flatMap { (f) throws(SextantError) in f.isEmpty ? nil : try CompiledFilter(f, tokenizer: index.tokenizer) }
         var view = try readView()
         for sealed in view.segments {
             guard let reader = sealed.payload else { continue }

@@ -105,10 +105,19 @@ import Testing
         let db = try Database.open(at: dir.path)
         defer { db.close() }
         let c = try db.createCollection("s", dimension: 2, metric: .euclidean, index: IndexConfiguration(stopWords: Tokenizer.englishStopWords))
-        try c.upsert([Record(id: .int(1), vector: [1, 0], document: "the cat"), Record(id: .int(2), vector: [0, 1], document: "a dog")])
+        try c.upsert([
+            Record(id: .int(1), vector: [1, 0], metadata: ["title": "The Cat"], document: "the cat"),
+            Record(id: .int(2), vector: [0, 1], metadata: ["title": "a dog"], document: "a dog"),
+        ])
         #expect(try c.search(text: "the").isEmpty)
         #expect(try c.search(text: "the cat").map(\.id) == [.int(1)])
+        // Text conditions use the collection's tokenizer, row by row and through a text index alike.
+        let f = Filter.must(.text("title", "the cat"))
+        #expect(try c.count(filter: f) == 1)
+        try c.createPayloadIndex("title", type: .text)
         try c.flush()
+        #expect(try c.readView().segments.allSatisfy { $0.payload?.fields["title"] != nil })
+        #expect(try c.count(filter: f) == 1)
         #expect(try c.search(text: "the cat").map(\.id) == [.int(1)])
     }
 
