@@ -107,6 +107,12 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
             for name in try io.listDirectory(path + "/collections") where !named.contains(name) {
                 try io.removeTree(path + "/collections/" + name)
             }
+            // Snapshots cut short by a crash.
+            if io.isDirectory(path + "/snapshots") {
+                for name in try io.listDirectory(path + "/snapshots") where name.hasSuffix(".tmp") {
+                    try io.removeTree(path + "/snapshots/" + name)
+                }
+            }
             let db = Database(core: core, lockFD: fd, slots: slots)
             db.startSyncTimer()
             return db
@@ -231,6 +237,22 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
         }
         slots.withLock { _ = $0.removeValue(forKey: name) }
         if let droppedID { try core.io.removeTree(core.collectionDirectory(droppedID)) }
+    }
+
+    /// Opens (again) the named collections from the current manifest, replacing their slots.
+    func reopen(_ names: [String]) {
+        let manifest = core.currentManifest
+        for name in names {
+            guard let entry = manifest.collections.first(where: { $0.name == name }) else {
+                slots.withLock { _ = $0.removeValue(forKey: name) }
+                continue
+            }
+            let slot: Slot
+            do { slot = .open(try VectorCollection(database: core, entry: entry)) } catch {
+                slot = .failed(SextantError(error.code, "collection '\(name)' could not be opened: \(error.message)", cause: error))
+            }
+            slots.withLock { $0[name] = slot }
+        }
     }
 
     private func checkOpen() throws(SextantError) {

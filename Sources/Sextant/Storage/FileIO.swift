@@ -229,6 +229,29 @@ extension FileIO {
         }
     }
 
+    /// Copies the first `length` bytes of `from` (all of it when nil) to `to`, atomically and durably, in
+    /// 1 MiB chunks. Returns the number of bytes copied.
+    @discardableResult
+    package func copyFile(_ from: String, to: String, length: Int? = nil) throws(SextantError) -> Int {
+        let src = try open(from, flags: O_RDONLY, mode: 0)
+        defer { close(src) }
+        let n: Int
+        if let length { n = length } else { n = Int(try size(src, path: from)) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { buffer.deallocate() }
+        try createAtomically(to) { (fd, tmp) throws(SextantError) in
+            var offset = 0
+            while offset < n {
+                let want = min(buffer.count, n - offset)
+                let got = try pread(src, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: Int64(offset), path: from)
+                guard got > 0 else { throw SextantError(.io, "\(from): ended at offset \(offset) while being copied") }
+                try write(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<got]), path: tmp)
+                offset += got
+            }
+        }
+        return n
+    }
+
     /// Removes a directory tree (files and subdirectories). Missing paths are not an error.
     package func removeTree(_ path: String) throws(SextantError) {
         guard exists(path) else { return }

@@ -1,0 +1,197 @@
+// Sextant — an embedded vector database. Licensed under Apache-2.0.
+
+import Foundation
+
+/// A snapshot as one file, to move to another machine:
+///
+/// ```
+/// archive := header entry* footer
+/// header  := magic "SEXTSARC" | version:u32 (=1) | reserved:u32                       (16 bytes)
+/// entry   := pathLength:u32 | path (UTF-8) | size:u64 | bytes[size] | crc:u32 (CRC-32C of bytes)
+/// footer  := magic "SEXTSEND" | entries:u64 | totalBytes:u64 | crc:u32 (CRC-32C of the entries' crcs)
+/// ```
+/// The first entry is `SNAPSHOT` (the snapshot's description); the others are its files. Written and
+/// read in 1 MiB chunks, so memory stays flat whatever the size.
+enum SnapshotArchive {
+    static let magic: [UInt8] = Array("SEXTSARC".utf8)
+    static let footerMagic: [UInt8] = Array("SEXTSEND".utf8)
+    static let version: UInt32 = 1
+    static let chunk = 1 << 20
+}
+
+extension Database {
+    /// Writes snapshot `name` to `file` as a single archive (written to a temporary name, fsynced, then
+    /// renamed, so `file` is either complete or absent).
+    /// - Parameter progress: called with (bytes written, total bytes) after each chunk; throw to cancel.
+    public func archiveSnapshot(_ name: String, to file: String, progress: (Int, Int) throws -> Void = { _, _ in }) throws(SextantError) {
+        try Self.validateSnapshotName(name)
+        let dir = snapshotsDirectory + "/" + name
+        let io = core.io
+        guard io.exists(dir + "/SNAPSHOT") else { throw SextantError(.notFound, "no snapshot named '\(name)'") }
+        let description = try io.readFile(dir + "/SNAPSHOT")
+        let manifest: SnapshotManifest
+        do { manifest = try JSONDecoder().decode(SnapshotManifest.self, from: Data(description)) } catch {
+            throw SextantError(.corrupt, "\(dir)/SNAPSHOT: not a valid snapshot description: \(error)")
+        }
+        let total = description.count + manifest.files.reduce(0) { $0 + $1.bytes }
+        var written = 0
+        try io.createAtomically(file) { (fd, tmp) throws(SextantError) in
+            var header = ByteWriter(capacity: 16)
+            header.raw(SnapshotArchive.magic)
+            header.u32(SnapshotArchive.version)
+            header.u32(0)
+            try header.bytes.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
+            var crcs = ByteWriter()
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SnapshotArchive.chunk, alignment: 64)
+            defer { buffer.deallocate() }
+            // Entry 0 is the description (from memory), then each file (in chunks).
+            let sources: [(path: String, size: Int, file: String?)] =
+                [("SNAPSHOT", description.count, nil)] + manifest.files.map { ($0.path, $0.bytes, dir + "/" + $0.path) }
+            for source in sources {
+                var h = ByteWriter()
+                let p = Array(source.path.utf8)
+                h.u32(UInt32(p.count))
+                h.raw(p)
+                h.u64(UInt64(source.size))
+                try h.bytes.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
+                var crc: UInt32 = 0
+                if let path = source.file {
+                    let src = try io.open(path, flags: O_RDONLY, mode: 0)
+                    defer { io.close(src) }
+                    var offset = 0
+                    while offset < source.size {
+                        let want = min(SnapshotArchive.chunk, source.size - offset)
+                        let got = try io.pread(src, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: Int64(offset), path: path)
+                        guard got == want else { throw SextantError(.io, "\(path): short read at offset \(offset) (did the file change?)") }
+                        let slice = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
+                        crc = CRC32C.checksum(slice, seed: crc)
+                        try io.write(fd, slice, path: tmp)
+                        offset += got
+                        written += got
+                        do { try progress(written, total) } catch {
+                            throw SextantError(.cancelled, "archiving snapshot '\(name)' was cancelled")
+                        }
+                    }
+                } else {
+                    crc = CRC32C.checksum(description)
+                    try description.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
+                    written += description.count
+                }
+                var t = ByteWriter(capacity: 4)
+                t.u32(crc)
+                crcs.u32(crc)
+                try t.bytes.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
+            }
+            var footer = ByteWriter(capacity: 32)
+            footer.raw(SnapshotArchive.footerMagic)
+            footer.u64(UInt64(manifest.files.count + 1))
+            footer.u64(UInt64(total))
+            footer.u32(CRC32C.checksum(crcs.bytes))
+            try footer.bytes.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
+        }
+    }
+
+    /// Reads a snapshot archive into this database's snapshots (checking every checksum before the
+    /// snapshot appears), under its own name or `as`. Then ``restoreSnapshot(_:collections:as:)`` restores it.
+    /// - Throws: ``SextantError/Code/corrupt`` naming the archive, the entry and the offset of damage.
+    @discardableResult
+    public func importSnapshotArchive(_ file: String, as newName: String? = nil, progress: (Int, Int) throws -> Void = { _, _ in }) throws(SextantError) -> SnapshotInfo {
+        let io = core.io
+        let fd = try io.open(file, flags: O_RDONLY, mode: 0)
+        defer { io.close(fd) }
+        let size = Int(try io.size(fd, path: file))
+        var offset = 0
+        func read(_ n: Int, _ what: String) throws(SextantError) -> [UInt8] {
+            guard n >= 0, offset + n <= size else { throw SextantError(.corrupt, "\(file): offset \(offset): truncated archive (\(what))") }
+            let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, n), alignment: 8)
+            defer { p.deallocate() }
+            let got = try io.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: p[0..<n]), at: Int64(offset), path: file)
+            guard got == n else { throw SextantError(.io, "\(file): short read at offset \(offset)") }
+            offset += n
+            return Array(p[0..<n])
+        }
+        func u32(_ b: [UInt8]) -> UInt32 { b.withUnsafeBytes { $0.u32(at: 0) } }
+        func u64(_ b: [UInt8]) -> UInt64 { b.withUnsafeBytes { $0.u64(at: 0) } }
+        let header = try read(16, "header")
+        guard Array(header[0..<8]) == SnapshotArchive.magic else { throw SextantError(.corrupt, "\(file): offset 0: not a Sextant snapshot archive") }
+        let v = u32(Array(header[8..<12]))
+        guard v == SnapshotArchive.version else {
+            throw SextantError(.unsupportedVersion, "\(file): archive version \(v) is not supported (this build reads \(SnapshotArchive.version))")
+        }
+        try io.makeDirectory(snapshotsDirectory)
+        var tmp = snapshotsDirectory + "/import-\(getpid())-\(Int(Date().timeIntervalSince1970 * 1000)).tmp"
+        try io.makeDirectory(tmp)
+        var ok = false
+        defer { if !ok { try? io.removeTree(tmp) } }
+        var crcs = ByteWriter()
+        var description: SnapshotManifest?
+        var entries = 0
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SnapshotArchive.chunk, alignment: 64)
+        defer { buffer.deallocate() }
+        while offset < size - 28 {
+            let at = offset
+            let pathLength = Int(u32(try read(4, "entry")))
+            guard pathLength > 0, pathLength < 4096 else { throw SextantError(.corrupt, "\(file): offset \(at): bad entry") }
+            let path = String(decoding: try read(pathLength, "entry path"), as: UTF8.self)
+            guard !path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
+                throw SextantError(.corrupt, "\(file): offset \(at): entry path '\(path)' leaves the snapshot")
+            }
+            let length = Int(u64(try read(8, "entry size")))
+            guard length >= 0, offset + length + 4 <= size else { throw SextantError(.corrupt, "\(file): offset \(at): entry '\(path)' runs past the end") }
+            // Copy into place, checksumming as we go.
+            let target = tmp + "/" + path
+            var dir = ""
+            for part in path.split(separator: "/").dropLast() {
+                dir += "/" + part
+                if !io.exists(tmp + dir) { try io.makeDirectory(tmp + dir) }
+            }
+            var crc: UInt32 = 0
+            var whole: [UInt8] = []
+            try io.createAtomically(target) { (out, t) throws(SextantError) in
+                var done = 0
+                while done < length {
+                    let want = min(SnapshotArchive.chunk, length - done)
+                    let got = try io.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: Int64(offset), path: file)
+                    guard got == want else { throw SextantError(.io, "\(file): short read at offset \(offset)") }
+                    let slice = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
+                    crc = CRC32C.checksum(slice, seed: crc)
+                    try io.write(out, slice, path: t)
+                    if path == "SNAPSHOT" { whole.append(contentsOf: slice) }
+                    offset += got
+                    done += got
+                    do { try progress(offset, size) } catch {
+                        throw SextantError(.cancelled, "importing the snapshot archive was cancelled")
+                    }
+                }
+            }
+            let stored = u32(try read(4, "entry checksum"))
+            guard stored == crc else { throw SextantError(.corrupt, "\(file): offset \(at): entry '\(path)' checksum mismatch") }
+            crcs.u32(crc)
+            entries += 1
+            if path == "SNAPSHOT" {
+                do { description = try JSONDecoder().decode(SnapshotManifest.self, from: Data(whole)) } catch {
+                    throw SextantError(.corrupt, "\(file): the snapshot description is not valid: \(error)")
+                }
+            }
+        }
+        let footer = try read(28, "footer")
+        guard Array(footer[0..<8]) == SnapshotArchive.footerMagic, Int(u64(Array(footer[8..<16]))) == entries,
+            u32(Array(footer[24..<28])) == CRC32C.checksum(crcs.bytes)
+        else { throw SextantError(.corrupt, "\(file): offset \(size - 28): bad footer (truncated or damaged archive)") }
+        guard var m = description else { throw SextantError(.corrupt, "\(file): the archive has no snapshot description") }
+        let name = newName ?? m.name
+        try Self.validateSnapshotName(name)
+        let final = snapshotsDirectory + "/" + name
+        if io.exists(final) { throw SextantError(.alreadyExists, "snapshot '\(name)' already exists") }
+        if name != m.name {
+            m.name = name
+            try io.writeFileAtomically(tmp + "/SNAPSHOT", try Self.encode(m))
+        }
+        try verifySnapshotFiles(m, in: tmp)
+        try io.rename(tmp, to: final)
+        try io.syncDirectory(snapshotsDirectory)
+        tmp = final
+        ok = true
+        return Self.info(m)
+    }
+}
