@@ -208,3 +208,106 @@ struct IndexList: ParsableCommand {
         }
     }
 }
+
+struct SnapshotCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshot", abstract: "Point-in-time snapshots: cheap (hard links), consistent while writes continue.",
+        subcommands: [SnapshotCreate.self, SnapshotList.self, SnapshotRestore.self, SnapshotDelete.self, SnapshotArchiveCommand.self])
+}
+
+struct SnapshotCreate: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "create", abstract: "Snapshot the database, or one collection.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Snapshot name (default: snapshot-<UTC time>).") var name: String?
+    @Option(help: "Only this collection.") var collection: String?
+
+    func run() throws {
+        try withDatabase(global) { db in
+            let t = Date()
+            let info = try db.createSnapshot(name, collections: collection.map { [$0] })
+            let ms = Date().timeIntervalSince(t) * 1000
+            if global.json {
+                Output.line(#"{"snapshot":"\#(info.name)","collections":\#(info.collections.count),"records":\#(info.records),"bytes":\#(info.bytes),"ms":\#(String(format: "%.1f", ms))}"#)
+            } else {
+                Output.line("created snapshot '\(info.name)': \(info.collections.joined(separator: ", ")), \(info.records) records, \(info.bytes) bytes linked (\(String(format: "%.0f", ms)) ms)")
+            }
+            Output.flush()
+        }
+    }
+}
+
+struct SnapshotList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List snapshots, oldest first.")
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        try withDatabase(global) { db in
+            let all = try db.snapshots()
+            if global.json {
+                Output.line(JSONOut.encode(all))
+            } else {
+                for s in all {
+                    let date = Date(timeIntervalSince1970: s.createdAt)
+                    Output.line("\(s.name)\t\(ISO8601DateFormatter().string(from: date))\t\(s.records) records\t\(s.collections.joined(separator: ","))")
+                }
+            }
+            Output.flush()
+        }
+    }
+}
+
+struct SnapshotRestore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Replace collections with their state in a snapshot (or restore one under a new name).",
+        discussion: "The new state is built beside the old and swapped in atomically; a failure changes nothing. --from FILE first imports an archive written by `snapshot archive`.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Snapshot name (with --from: optional, the archive's name by default).") var name: String?
+    @Option(help: "A snapshot archive file (from another machine).") var from: String?
+    @Option(help: "Only this collection of the snapshot.") var collection: String?
+    @Option(name: .customLong("as"), help: "Restore the (one) collection under this new name instead of replacing it.") var newName: String?
+
+    func run() throws {
+        guard name != nil || from != nil else { fail("give a snapshot name, or --from FILE") }
+        try withDatabase(global) { db in
+            var snapshot = name
+            if let from {
+                let info = try db.importSnapshotArchive(from, as: name)
+                snapshot = info.name
+            }
+            try db.restoreSnapshot(snapshot!, collections: collection.map { [$0] }, as: newName)
+            Output.line(global.json ? #"{"restored":"\#(snapshot!)"}"# : "restored snapshot '\(snapshot!)'")
+            Output.flush()
+        }
+    }
+}
+
+struct SnapshotDelete: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a snapshot.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+
+    func run() throws {
+        try withDatabase(global) { db in
+            try db.deleteSnapshot(name)
+            Output.line(global.json ? #"{"deleted_snapshot":"\#(name)"}"# : "deleted snapshot '\(name)'")
+            Output.flush()
+        }
+    }
+}
+
+struct SnapshotArchiveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "archive", abstract: "Write a snapshot to one file (checksummed) for `snapshot restore --from FILE` elsewhere.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var name: String
+    @Argument var file: String
+
+    func run() throws {
+        try withDatabase(global) { db in
+            try db.archiveSnapshot(name, to: file)
+            Output.line(global.json ? #"{"archived":"\#(name)","file":"\#(file)"}"# : "archived snapshot '\(name)' to \(file)")
+            Output.flush()
+        }
+    }
+}

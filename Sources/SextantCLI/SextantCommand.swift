@@ -20,7 +20,7 @@ struct SextantCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Demo.self, Create.self, Collections.self, Info.self, Drop.self, Import.self, Upsert.self, Get.self,
-            Delete.self, Count.self, Scroll.self, Search.self, IndexCommand.self, Flush.self, Compact.self, Verify.self,
+            Delete.self, Count.self, Scroll.self, Search.self, IndexCommand.self, SnapshotCommand.self, Flush.self, Compact.self, Verify.self,
         ]
     )
 
@@ -33,7 +33,7 @@ struct SextantCommand: ParsableCommand {
     static func hoistingGlobalOptions(_ args: [String]) -> [String] {
         // Global options before the (leaf) subcommand move after it: `--db X index create …` and
         // `index --db X create …` both become `index create --db X …`.
-        let groups: Set<String> = ["index"]
+        let groups: Set<String> = ["index", "snapshot"]
         var leading: [String] = []
         var path: [String] = []
         var rest = args[...]

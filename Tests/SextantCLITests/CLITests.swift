@@ -109,6 +109,33 @@ import Testing
         #expect(try cli.run(["verify"]).status == 0)
     }
 
+    @Test func snapshotsFromTheCommandLine() throws {
+        let dir = TemporaryDirectory("sextant-cli")
+        defer { dir.cleanup() }
+        let cli = CLIRunner(database: dir.sub("db"))
+        _ = try writeJSONLines(dir.sub("in.jsonl"), count: 120, dimension: 4, seed: 3)
+        #expect(try cli.run(["create", "docs", "--dim", "4", "--metric", "euclidean"]).status == 0)
+        #expect(try cli.run(["import", "docs", dir.sub("in.jsonl")]).status == 0)
+        var r = try cli.run(["snapshot", "create", "first"])
+        #expect(r.status == 0 && r.stdout.hasPrefix("created snapshot 'first': docs, 120 records"), "\(r.stdout)\(r.stderr)")
+        #expect(try cli.run(["snapshot", "list"]).stdout.hasPrefix("first\t"))
+        #expect(try cli.run(["delete", "docs", "1", "2"]).status == 0)
+        #expect(try cli.run(["snapshot", "restore", "first"]).status == 0)
+        #expect(try cli.run(["count", "docs"]).stdout == "120\n")
+        #expect(try cli.run(["snapshot", "restore", "first", "--as", "copy"]).status == 0)
+        #expect(try cli.run(["count", "copy"]).stdout == "120\n")
+        #expect(try cli.run(["snapshot", "archive", "first", dir.sub("first.sxa")]).status == 0)
+        let other = CLIRunner(database: dir.sub("other"))
+        r = try other.run(["snapshot", "restore", "--from", dir.sub("first.sxa")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try other.run(["count", "docs"]).stdout == "120\n")
+        r = try cli.run(["snapshot", "restore", "missing"])
+        #expect(r.status != 0 && r.stderr.contains("no snapshot named 'missing'"))
+        #expect(try cli.run(["snapshot", "delete", "first"]).status == 0)
+        #expect(try cli.run(["snapshot", "list"]).stdout.isEmpty)
+        #expect(try cli.run(["verify"]).status == 0)
+    }
+
     @Test func badInputGetsAClearErrorAndLosesNothing() throws {
         let dir = TemporaryDirectory("sextant-cli")
         defer { dir.cleanup() }

@@ -256,19 +256,34 @@ extension VectorCollection {
         try flush()
         var result: (Manifest.CollectionEntry, [SnapshotManifest.FileEntry], Int)?
         try runOptimizerNow { () throws(SextantError) in
-            guard let entry = database.currentManifest.collections.first(where: { $0.id == self.id }) else {
+            guard var entry = database.currentManifest.collections.first(where: { $0.id == self.id }) else {
                 throw SextantError(.closed, "collection '\(name)' was dropped")
             }
             let target = snapshotDir + "/collections/" + hex16(entry.id)
             try io.makeDirectory(target)
             var files: [SnapshotManifest.FileEntry] = []
             var names: [String] = []
-            for s in entry.segments {
+            for (i, s) in entry.segments.enumerated() {
                 names.append(SegmentFile.name(s.id))
                 if s.deletionGeneration != 0 { names.append(SegmentFile.deletionName(s.id, generation: s.deletionGeneration)) }
-                if s.graph == true { names.append(HNSWFile.name(s.id)) }
-                if s.quantized == true { names.append(QuantizedVectors.name(s.id)) }
-                if let g = s.payload { names.append(PayloadIndexFile.name(s.id, generation: g)) }
+                // Derived files (graph, codes, payload index) are taken when present; a missing one is
+                // left out of the snapshot's entry and rebuilt after a restore, as on open.
+                if s.graph == true {
+                    if io.exists(directory + "/" + HNSWFile.name(s.id)) && (s.quantized != true || io.exists(directory + "/" + QuantizedVectors.name(s.id))) {
+                        names.append(HNSWFile.name(s.id))
+                        if s.quantized == true { names.append(QuantizedVectors.name(s.id)) }
+                    } else {
+                        entry.segments[i].graph = nil
+                        entry.segments[i].quantized = nil
+                    }
+                }
+                if let g = s.payload {
+                    if io.exists(directory + "/" + PayloadIndexFile.name(s.id, generation: g)) {
+                        names.append(PayloadIndexFile.name(s.id, generation: g))
+                    } else {
+                        entry.segments[i].payload = nil
+                    }
+                }
             }
             for n in names {
                 let from = directory + "/" + n
