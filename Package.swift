@@ -29,10 +29,13 @@ let package = Package(
         // and CRC32C (SSE4.2 instruction or a table). No -march flags: the package stays usable as a
         // dependency. See Docs/Architecture.md, "Kernels".
         .target(name: "CSextantKernels"),
+        // Streaming gzip (zlib, linked) and zstd (libzstd, dlopen'ed at run time: its headers are not on a
+        // fresh machine) for exports and backups.
+        .target(name: "CSextantCodecs", linkerSettings: [.linkedLibrary("z"), .linkedLibrary("dl")]),
         .target(
             name: "Sextant",
             dependencies: [
-                "CSextantKernels",
+                "CSextantKernels", "CSextantCodecs",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
             swiftSettings: swiftSettings

@@ -26,6 +26,15 @@ extension VectorCollection {
     public func importRecords(
         from source: ImportSource, batchSize: Int = 1000, onCommit: (Int) throws -> Void = { _ in }
     ) throws -> Int {
+        try importRecords(from: source, batchSize: batchSize, transform: nil, onCommit: onCommit)
+    }
+
+    /// ``importRecords(from:batchSize:onCommit:)`` with `transform` applied to each parsed batch before it
+    /// is committed (restore uses it for conflict policies and id remapping). `onCommit` gets the number of
+    /// records read so far.
+    package func importRecords(
+        from source: ImportSource, batchSize: Int, transform: (([Mutation]) throws -> [Mutation])?, onCommit: (Int) throws -> Void
+    ) throws -> Int {
         guard batchSize > 0 else { throw SextantError(.invalidArgument, "batch size must be positive, not \(batchSize)") }
         beginBulkLoad()
         defer { endBulkLoad() }
@@ -48,9 +57,10 @@ extension VectorCollection {
         defer { queue.cancel() }  // unblocks the producer if we stop early
         var committed = 0
         while let item = queue.take() {
-            let mutations = try item.get()
+            let parsed = try item.get()
+            let mutations = try transform?(parsed) ?? parsed
             _ = try commit(.init(mutations: mutations))
-            committed += mutations.count
+            committed += parsed.count
             try onCommit(committed)
         }
         return committed

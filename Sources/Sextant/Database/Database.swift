@@ -91,7 +91,14 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
         _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
 
         do {
-            let manifest = try loadOrCreateManifest(io, path)
+            var manifest = try loadOrCreateManifest(io, path)
+            if manifest.collections.contains(where: { $0.name.hasPrefix(stagingPrefix) }) {
+                // Restores cut short: their staging collections were never published under a real name.
+                manifest.collections.removeAll { $0.name.hasPrefix(stagingPrefix) }
+                manifest.generation += 1
+                try writeManifest(manifest, io: io, at: path)
+                try? io.unlink(path + "/" + Manifest.fileName(manifest.generation - 1))
+            }
             let core = DatabaseCore(path: path, io: io, configuration: configuration, manifest: manifest)
             var slots: [String: Slot] = [:]
             for entry in manifest.collections {
@@ -166,8 +173,50 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
     public func createCollection(
         _ name: String, dimension: Int, metric: Metric = .cosine, index: IndexConfiguration = IndexConfiguration()
     ) throws(SextantError) -> VectorCollection {
-        try checkOpen()
         try Self.validateName(name)
+        return try createCollection(unchecked: name, dimension: dimension, metric: metric, index: index)
+    }
+
+    /// Collections a restore builds before swapping them in carry this prefix (not a valid user name); an
+    /// open removes any a crash left behind.
+    static let stagingPrefix = "__staging-"
+
+    /// A hidden collection for a restore to fill; ``swapIn(_:as:)`` publishes it under a real name.
+    func createStagingCollection(dimension: Int, metric: Metric, index: IndexConfiguration) throws(SextantError) -> VectorCollection {
+        try createCollection(unchecked: Self.stagingPrefix + hex16(UInt64.random(in: 1...UInt64.max)), dimension: dimension, metric: metric, index: index)
+    }
+
+    /// Renames `staging` to `target` in one manifest publish, replacing a collection of that name (whose
+    /// directory is then removed). Open handles to the replaced collection report ``SextantError/Code/closed``.
+    func swapIn(_ staging: VectorCollection, as target: String) throws(SextantError) {
+        staging.close()
+        let old = slots.withLock { $0[target] }
+        if case .open(let c) = old { c.close(flushLargeLog: false) }
+        var replaced: UInt64?
+        do {
+            try core.publish { m throws(SextantError) in
+                guard let i = m.collections.firstIndex(where: { $0.id == staging.id }) else {
+                    throw SextantError(.closed, "the restored collection disappeared before it could be published")
+                }
+                if let j = m.collections.firstIndex(where: { $0.name == target }) {
+                    replaced = m.collections[j].id
+                }
+                m.collections[i].name = target
+                if let replaced { m.collections.removeAll { $0.id == replaced } }
+            }
+        } catch {
+            reopen([target, staging.name])
+            throw error
+        }
+        slots.withLock { _ = $0.removeValue(forKey: staging.name) }
+        if let replaced { try? core.io.removeTree(core.collectionDirectory(replaced)) }
+        reopen([target])
+    }
+
+    private func createCollection(
+        unchecked name: String, dimension: Int, metric: Metric, index: IndexConfiguration
+    ) throws(SextantError) -> VectorCollection {
+        try checkOpen()
         try index.validate()
         if index.quantization == .int8 && metric == .manhattan {
             throw SextantError(.invalidArgument, "int8 quantization supports the cosine, dot and euclidean metrics, not manhattan")

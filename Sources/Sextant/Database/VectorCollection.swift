@@ -76,6 +76,8 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         var deferred: Set<UInt64> = []
         /// The payload fields indexed in every segment's index file.
         var payloadSpecs: [PayloadIndexSpec] = []
+        /// Why writes are refused for now (a restore merging into this collection), or nil.
+        var writeBlock: String?
     }
     package let state: Mutex<State>
     private let commits = CommitQueue<Mutation.Batch, Int>()
@@ -287,6 +289,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     /// Writes mutations that were validated by the caller (import paths that parse straight into mutations).
     package func commit(_ batch: Mutation.Batch) throws(SextantError) -> Int {
         guard !batch.mutations.isEmpty || batch.freeze else { return 0 }
+        if !batch.mutations.isEmpty, let reason = state.withLock({ $0.writeBlock }) { throw SextantError(.locked, reason) }
         return try commits.submit(batch) { group in self.lead(group) }
     }
 
