@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Foundation
+import Synchronization
 import Sextant
 
 #if canImport(Glibc)
@@ -20,7 +21,7 @@ struct SextantCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Demo.self, Create.self, Collections.self, Info.self, Drop.self, Import.self, Upsert.self, Get.self,
-            Delete.self, Count.self, Scroll.self, Search.self, IndexCommand.self, SnapshotCommand.self, Flush.self, Compact.self, Verify.self,
+            Delete.self, Count.self, Scroll.self, Search.self, IndexCommand.self, SnapshotCommand.self, Export.self, Restore.self, Flush.self, Compact.self, Verify.self,
         ]
     )
 
@@ -220,33 +221,74 @@ func parseVector(_ text: String) -> [Float] {
     }
 }
 
-/// A progress line on stderr when it is a terminal: count, rate, ETA.
+/// Progress of a long operation on stderr: a line with count, rate and ETA when stderr is a terminal
+/// (`auto`, the default, or `bar`), JSON Lines events (`json`), or nothing (`none`).
 struct ProgressLine {
+    enum Mode: String { case auto, bar, json, none }
     let total: Int?
     let start = Date()
-    let enabled = isatty(2) != 0
+    let mode: Mode
     var last = Date.distantPast
 
-    mutating func update(_ done: Int, force: Bool = false) {
-        guard enabled else { return }
+    init(total: Int?, mode: Mode = .auto) {
+        self.total = total
+        self.mode = mode == .auto ? (isatty(2) != 0 ? .bar : .none) : mode
+    }
+
+    mutating func update(_ done: Int, bytes: Int? = nil, phase: String = "records", force: Bool = false) {
+        guard mode == .bar || mode == .json else { return }
         let now = Date()
-        guard force || now.timeIntervalSince(last) > 0.2 else { return }
+        guard force || now.timeIntervalSince(last) > (mode == .json ? 0.5 : 0.2) else { return }
         last = now
         let elapsed = max(1e-6, now.timeIntervalSince(start))
         let rate = Double(done) / elapsed
+        let eta = total.flatMap { t in rate > 0 ? Double(max(0, t - done)) / rate : nil }
+        if mode == .json {
+            var fields = [#""phase":"\#(phase)""#, #""records":\#(done)"#, String(format: #""elapsed_s":%.3f"#, elapsed), String(format: #""records_per_s":%.1f"#, rate)]
+            if let total { fields.append(#""total":\#(total)"#) }
+            if let bytes { fields.append(#""bytes":\#(bytes)"#) }
+            if let eta { fields.append(String(format: #""eta_s":%.1f"#, eta)) }
+            FileHandle.standardError.write(Data(("{" + fields.joined(separator: ",") + "}\n").utf8))
+            return
+        }
         var text = "\r\(done)"
         if let total, total > 0 {
             let frac = min(1, Double(done) / Double(total))
             let width = 30
             let filled = Int(frac * Double(width))
             text += "/\(total) [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "]"
-            if rate > 0 { text += String(format: " ETA %.0fs", Double(total - done) / rate) }
+            if let eta { text += String(format: " ETA %.0fs", eta) }
         }
-        text += String(format: " %.0f records/s  ", rate)
-        FileHandle.standardError.write(Data(text.utf8))
+        text += String(format: " %.0f records/s", rate)
+        if let bytes { text += String(format: " %.1f MB/s", Double(bytes) / elapsed / 1e6) }
+        FileHandle.standardError.write(Data((text + "  ").utf8))
     }
 
     func finish() {
-        if enabled { FileHandle.standardError.write(Data("\n".utf8)) }
+        if mode == .bar { FileHandle.standardError.write(Data("\n".utf8)) }
     }
+}
+
+/// Set by SIGINT while a long operation runs; its progress callback then throws, and the operation
+/// cleans up (no partial destination, the source untouched).
+let interruptRequested = Atomic<Bool>(false)
+
+/// Routes Ctrl-C to `interruptRequested` for the duration of `body`.
+func cancellableOnInterrupt<R>(_ body: () throws -> R) rethrows -> R {
+    interruptRequested.store(false, ordering: .relaxed)
+    let previous = signal(SIGINT) { _ in interruptRequested.store(true, ordering: .relaxed) }
+    // A parent may have started us with SIGINT blocked (the mask is inherited); take it.
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGINT)
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    defer { signal(SIGINT, previous) }
+    return try body()
+}
+
+struct Interrupted: Error {}
+
+/// Throws when Ctrl-C was pressed.
+func checkInterrupt() throws {
+    if interruptRequested.load(ordering: .relaxed) { throw Interrupted() }
 }

@@ -136,6 +136,51 @@ import Testing
         #expect(try cli.run(["verify"]).status == 0)
     }
 
+    /// export / restore from the command line; Ctrl-C and SIGKILL during an export leave nothing that
+    /// restore would accept.
+    @Test func exportRestoreAndInterruptions() throws {
+        let dir = TemporaryDirectory("sextant-cli")
+        defer { dir.cleanup() }
+        let cli = CLIRunner(database: dir.sub("db"))
+        _ = try writeJSONLines(dir.sub("in.jsonl"), count: 20_000, dimension: 32, seed: 8)
+        #expect(try cli.run(["create", "docs", "--dim", "32", "--metric", "euclidean"]).status == 0)
+        #expect(try cli.run(["import", "docs", dir.sub("in.jsonl"), "--batch", "5000", "--no-index-wait"]).status == 0)
+        var r = try cli.run(["export", "docs", dir.sub("out"), "--compress", "gzip", "--chunk", "5000", "--progress", "json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("exported 20000 records"), "\(r.stdout)")
+        #expect(r.stderr.contains(#""phase":"export""#) && r.stderr.contains(#""total":20000"#), "\(r.stderr)")
+        r = try cli.run(["restore", dir.sub("out"), "--into", "copy"])
+        #expect(r.status == 0 && r.stdout.contains("added 20000"), "\(r.stdout)\(r.stderr)")
+        r = try cli.run(["restore", dir.sub("out"), "--into", "copy", "--mode", "merge", "--on-conflict", "skip", "--dry-run"])
+        #expect(r.stdout.contains("dry run") && r.stdout.contains("skipped 20000"), "\(r.stdout)")
+        r = try cli.run(["restore", dir.sub("out"), "--into", "copy"])
+        #expect(r.status != 0 && r.stderr.contains("already exists"))
+
+        for signal in [SIGINT, SIGKILL] {
+            let target = dir.sub("killed-\(signal)")
+            let (p, _) = try cli.start(["export", "docs", target, "--chunk", "50", "--format", "jsonl", "--progress", "none"])
+            var waited = 0
+            while !FileManager.default.fileExists(atPath: target + ".partial") && waited < 20_000 && p.isRunning {
+                usleep(1000)
+                waited += 1
+            }
+            kill(p.processIdentifier, signal)
+            p.waitUntilExit()
+            #expect(p.terminationStatus != 0)
+            #expect(!FileManager.default.fileExists(atPath: target), "signal \(signal): a complete-looking export was left")
+            if signal == SIGINT {
+                #expect(!FileManager.default.fileExists(atPath: target + ".partial"), "Ctrl-C left the partial directory")
+            }
+            for candidate in [target, target + ".partial"] {
+                r = try cli.run(["restore", candidate, "--into", "never"])
+                #expect(r.status != 0)
+            }
+            #expect(try cli.run(["count", "never"]).status != 0)
+        }
+        #expect(try cli.run(["count", "docs"]).stdout == "20000\n")
+        #expect(try cli.run(["verify"]).status == 0)
+    }
+
     @Test func badInputGetsAClearErrorAndLosesNothing() throws {
         let dir = TemporaryDirectory("sextant-cli")
         defer { dir.cleanup() }
