@@ -91,3 +91,58 @@ struct Restore: ParsableCommand {
         }
     }
 }
+
+struct Transfer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy a collection into another database (or under another name), streaming, with restore's modes.",
+        discussion: "Endpoints are DB:COLLECTION (the database directory, a colon, the collection). The source is read from a point-in-time view and never changes; the destination is built hidden and swapped in (Ctrl-C changes nothing).")
+    @Option(help: "Source: DB:COLLECTION.") var from: String
+    @Option(help: "Destination: DB:COLLECTION.") var to: String
+    @Option(help: "new | override | merge") var mode: String = "new"
+    @Option(help: "With merge, for ids on both sides: skip | overwrite | fail") var onConflict: String = "fail"
+    @Flag(help: "Check and print the counts without changing anything.") var dryRun = false
+    @Flag(help: "Give integer ids new values after the destination's largest.") var remapIds = false
+    @Option(help: "With --remap-ids, write the mapping here as JSON Lines.") var mapping: String?
+    @Option(help: "auto | bar | json | none") var progress: String = "auto"
+    @Flag(help: "Machine-readable output.") var json = false
+
+    static func endpoint(_ text: String, _ flag: String) -> (String, String) {
+        guard let colon = text.lastIndex(of: ":"), colon != text.startIndex, text.index(after: colon) != text.endIndex else {
+            fail("\(flag) must be DB:COLLECTION, not '\(text)'")
+        }
+        return (String(text[..<colon]), String(text[text.index(after: colon)...]))
+    }
+
+    func run() throws {
+        let (fromDB, fromName) = Self.endpoint(from, "--from")
+        let (toDB, toName) = Self.endpoint(to, "--to")
+        guard let m = RestoreMode(rawValue: mode) else { fail("unknown mode '\(mode)' (use new, override or merge)") }
+        guard let policy = ConflictPolicy(rawValue: onConflict) else { fail("unknown conflict policy '\(onConflict)' (use skip, overwrite or fail)") }
+        guard let pmode = ProgressLine.Mode(rawValue: progress) else { fail("unknown progress mode '\(progress)'") }
+        do {
+            let source = try Database.open(at: fromDB)
+            defer { source.close() }
+            let same = URL(fileURLWithPath: fromDB).standardizedFileURL.path == URL(fileURLWithPath: toDB).standardizedFileURL.path
+            let destination = same ? source : try Database.open(at: toDB)
+            defer { if !same { destination.close() } }
+            var line = ProgressLine(total: nil, mode: pmode)
+            let options = RestoreOptions(mode: m, onConflict: policy, dryRun: dryRun, remapIDs: remapIds, mappingFile: mapping)
+            let s = try cancellableOnInterrupt {
+                try destination.transfer(from: try source.collection(fromName), into: toName, options: options) { e in
+                    try checkInterrupt()
+                    if line.total == nil { line = ProgressLine(total: e.totalRecords, mode: pmode) }
+                    line.update(e.records, phase: e.phase, force: e.records == e.totalRecords)
+                }
+            }
+            line.finish()
+            if json {
+                Output.line(#"{"collection":"\#(s.collection)","mode":"\#(s.mode.rawValue)","records":\#(s.records),"added":\#(s.added),"skipped":\#(s.skipped),"overwritten":\#(s.overwritten),"conflicts":\#(s.conflicts),"dry_run":\#(s.dryRun)}"#)
+            } else {
+                Output.line("\(s.dryRun ? "dry run: would transfer" : "transferred") \(s.records) records into \(toDB):\(s.collection) (\(s.mode.rawValue)): added \(s.added), skipped \(s.skipped), overwritten \(s.overwritten), conflicts \(s.conflicts)")
+            }
+            Output.flush()
+        } catch let error as SextantError {
+            fail(error.message)
+        }
+    }
+}

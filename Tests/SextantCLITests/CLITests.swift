@@ -178,6 +178,11 @@ import Testing
             #expect(try cli.run(["count", "never"]).status != 0)
         }
         #expect(try cli.run(["count", "docs"]).stdout == "20000\n")
+        r = try cli.runRaw(["transfer", "--from", dir.sub("db") + ":docs", "--to", dir.sub("other") + ":moved"])
+        #expect(r.status == 0 && r.stdout.contains("added 20000"), "\(r.stdout)\(r.stderr)")
+        #expect(try cli.runRaw(["count", "moved", "--db", dir.sub("other")]).stdout == "20000\n")
+        r = try cli.runRaw(["transfer", "--from", "nocolon", "--to", dir.sub("other") + ":x"])
+        #expect(r.status != 0 && r.stderr.contains("DB:COLLECTION"))
         #expect(try cli.run(["verify"]).status == 0)
     }
 

@@ -139,27 +139,8 @@ extension VectorCollection {
                 try report()
             }
         }
-        for (i, sealed) in view.segments.enumerated() {
-            let segment = sealed.segment
-            let base = try segment.vectors()
-            for row in 0..<segment.rowCount {
-                if let mask = masks?.segments[i] { if !mask.contains(row) { continue } } else if sealed.deleted.contains(row) { continue }
-                try emit(try segment.recordID(row), base + row * d, try segment.metadata(row), try segment.document(row))
-            }
-        }
-        for (j, (table, count, deleted)) in view.memtables.enumerated() {
-            let (ids, metadata, documents) = state.withLock { _ in (table.ids, table.metadata, table.documents) }
-            for row in 0..<count {
-                if let mask = masks?.memtables[j] { if !mask.contains(row) { continue } } else if deleted.contains(row) { continue }
-                let doc = documents[row].map { Array($0.utf8) }
-                try metadata[row].withBytes { (m) throws(SextantError) in
-                    if let doc {
-                        try doc.withBytes { (u) throws(SextantError) in try emit(ids[row], table.vectors + row * d, m, u) }
-                    } else {
-                        try emit(ids[row], table.vectors + row * d, m, nil)
-                    }
-                }
-            }
+        try forEachRecord(in: view, masks: masks) { (id, vector, metadata, document) throws(SextantError) in
+            try emit(id, vector, metadata, document)
         }
         if let c = chunk {
             let finished = try c.finish()
@@ -186,6 +167,40 @@ extension VectorCollection {
         try io.syncDirectory(parentDirectory(of: directory))
         ok = true
         return ExportSummary(directory: directory, records: done, files: chunks.reduce(1) { $0 + ($1.vectors == nil ? 1 : 2) }, bytes: bytesWritten + json.count)
+    }
+}
+
+extension VectorCollection {
+    /// Calls `body` with every live record of `view` (those in `masks`, when given): id, vector, raw
+    /// metadata JSON (empty: none), document bytes. Segment rows come straight from the mapping.
+    package func forEachRecord(
+        in view: ReadView, masks: FilterMasks? = nil,
+        _ body: (RecordID, UnsafePointer<Float>, UnsafeRawBufferPointer, UnsafeRawBufferPointer?) throws(SextantError) -> Void
+    ) throws(SextantError) {
+        let d = dimension
+        for (i, sealed) in view.segments.enumerated() {
+            let segment = sealed.segment
+            let base = try segment.vectors()
+            for row in 0..<segment.rowCount {
+                if let mask = masks?.segments[i] { if !mask.contains(row) { continue } } else if sealed.deleted.contains(row) { continue }
+                try body(try segment.recordID(row), base + row * d, try segment.metadata(row), try segment.document(row))
+            }
+        }
+        for (j, (table, count, deleted)) in view.memtables.enumerated() {
+            // Copies of the arrays (copy-on-write: no bytes move), read outside the lock.
+            let (ids, metadata, documents) = state.withLock { _ in (table.ids, table.metadata, table.documents) }
+            for row in 0..<count {
+                if let mask = masks?.memtables[j] { if !mask.contains(row) { continue } } else if deleted.contains(row) { continue }
+                let doc = documents[row].map { Array($0.utf8) }
+                try metadata[row].withBytes { (m) throws(SextantError) in
+                    if let doc {
+                        try doc.withBytes { (u) throws(SextantError) in try body(ids[row], table.vectors + row * d, m, u) }
+                    } else {
+                        try body(ids[row], table.vectors + row * d, m, nil)
+                    }
+                }
+            }
+        }
     }
 }
 

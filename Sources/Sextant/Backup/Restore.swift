@@ -81,160 +81,92 @@ extension Database {
         let io = core.io
         let manifest = try Self.loadExportManifest(io, directory)
         try manifest.compression.checkAvailable()
-        let target = options.into ?? manifest.collection.name
-        try Self.validateName(target)
-        let existing = collectionNames().contains(target) ? try collection(target) : nil
-        if options.mode == .new, existing != nil {
-            throw SextantError(.alreadyExists, "collection '\(target)' already exists (use --mode override to replace it or --mode merge to add to it)")
-        }
-        let merging = options.mode == .merge && existing != nil
-        if merging, let c = existing, c.dimension != manifest.collection.dimension || c.metric != manifest.collection.metric {
-            throw SextantError(
-                .dimensionMismatch,
-                "cannot merge: collection '\(target)' is \(c.dimension)-d \(c.metric), the export is \(manifest.collection.dimension)-d \(manifest.collection.metric)")
-        }
-        if options.remapIDs && !merging && options.mode != .new && existing != nil {
-            throw SextantError(.invalidArgument, "remapping ids applies to merge and new restores")
-        }
-        var summary = RestoreSummary(
-            collection: target, mode: options.mode, records: manifest.records, added: 0, skipped: 0, overwritten: 0, conflicts: 0,
-            dryRun: options.dryRun)
-        let work = path + "/restore-\(getpid())-\(hex16(UInt64.random(in: 1...UInt64.max))).tmp"
-        try io.makeDirectory(work)
-        defer { try? io.removeTree(work) }
+        let config = manifest.collection
+        let session = try LoadSession(
+            db: self, target: options.into ?? config.name, options: options, dimension: config.dimension, metric: config.metric,
+            index: config.index, payloadIndexes: config.payloadIndexes, records: manifest.records, what: "the export")
+        defer { session.abandon() }
         var done = 0
         func report(_ phase: String) throws(SextantError) {
             do { try progress(ProgressEvent(phase: phase, records: done, totalRecords: manifest.records, bytes: 0)) } catch {
-                throw SextantError(.cancelled, "the restore of '\(target)' was cancelled")
+                throw SextantError(.cancelled, "the restore of '\(session.target)' was cancelled")
             }
         }
-
-        // Ids for remapping: after the largest integer id of the collection.
-        var nextID: UInt64 = 0
-        if options.remapIDs, let c = existing {
-            for id in try c.scroll(limit: Int.max / 2, include: []).records.map(\.id) {
-                if case .int(let v) = id { nextID = max(nextID, v &+ 1) }
-            }
-        }
-        var mapping: [(RecordID, RecordID)] = []
-
-        if options.dryRun {
-            for (i, chunk) in manifest.chunks.enumerated() {
-                let (vectors, records) = try Self.unpack(io, directory, manifest, chunk, i, into: work)
-                if merging, let c = existing {
-                    let ids = try Self.ids(inRecords: records).filter { id in
-                        if case .int = id { return !options.remapIDs }  // remapped ids never conflict
-                        return true
-                    }
-                    let found = Set(try c.get(ids, include: []).map(\.id))
-                    summary.conflicts += found.count
-                    switch options.onConflict {
-                    case .skip: summary.skipped += found.count
-                    case .overwrite: summary.overwritten += found.count
-                    case .fail: break
-                    }
-                    summary.added += chunk.records - found.count
-                } else {
-                    summary.added += chunk.records
-                }
-                done += chunk.records
+        for (i, chunk) in manifest.chunks.enumerated() {
+            let (vectors, records) = try Self.unpack(io, directory, manifest, chunk, i, into: session.work)
+            defer {
                 try? io.unlink(records)
                 if let vectors { try? io.unlink(vectors) }
+            }
+            if options.dryRun {
+                try session.count(try Self.ids(inRecords: records))
+                done += chunk.records
                 try report("verify")
+                continue
             }
-            if options.mode == .override, let c = existing { summary.overwritten = try c.count() }
-            return summary
-        }
-
-        // Build the new state in a hidden collection.
-        let staging: VectorCollection
-        if merging, let c = existing {
-            c.state.withLock { $0.writeBlock = "collection '\(target)' is being restored into (merge); writes resume when the restore ends" }
-            staging = try copyForMerge(c, work: work)
-        } else {
-            staging = try createStagingCollection(
-                dimension: manifest.collection.dimension, metric: manifest.collection.metric, index: manifest.collection.index)
-        }
-        var published = false
-        defer {
-            if !published {
-                try? dropCollection(staging.name)
-                if merging { existing?.state.withLock { $0.writeBlock = nil } }
-            }
-        }
-        var failure: SextantError?
-        for (i, chunk) in manifest.chunks.enumerated() {
-            let (vectors, records) = try Self.unpack(io, directory, manifest, chunk, i, into: work)
             let source: ImportSource = vectors.map { .npy(vectors: $0, ids: nil, records: records) } ?? .jsonLines(path: records)
             let before = done
             do {
-                _ = try staging.importRecords(from: source, batchSize: 1000, transform: { (batch) throws -> [Mutation] in
-                    var batch = batch
-                    if options.remapIDs {
-                        for k in batch.indices {
-                            guard case .int = batch[k].id else { continue }
-                            let new = RecordID.int(nextID)
-                            nextID &+= 1
-                            mapping.append((batch[k].id, new))
-                            batch[k] = .upsert(new, vector: batch[k].vector, metadata: batch[k].metadata, document: batch[k].document)
-                        }
-                    }
-                    guard merging else {
-                        summary.added += batch.count
-                        return batch
-                    }
-                    let found = Set(try staging.get(batch.map(\.id), include: []).map(\.id))
-                    summary.conflicts += found.count
-                    summary.added += batch.count - found.count
-                    switch options.onConflict {
-                    case .skip:
-                        summary.skipped += found.count
-                        return batch.filter { !found.contains($0.id) }
-                    case .overwrite:
-                        summary.overwritten += found.count
-                        return batch
-                    case .fail:
-                        if let first = batch.first(where: { found.contains($0.id) }) {
-                            throw SextantError(.alreadyExists, "record \(first.id) already exists in '\(target)' (--on-conflict fail); nothing was restored")
-                        }
-                        return batch
-                    }
-                }) { n in
+                _ = try session.staging!.importRecords(from: source, batchSize: 1000, transform: { try session.apply($0) }) { n in
                     done = before + n
                     try report("restore")
                 }
             } catch let e as SextantError {
-                failure = e
+                throw e
             } catch {
-                failure = SextantError(.cancelled, "the restore of '\(target)' was cancelled")
+                throw SextantError(.cancelled, "the restore of '\(session.target)' was cancelled")
             }
-            if let failure { throw failure }
-            try? io.unlink(records)
-            if let vectors { try? io.unlink(vectors) }
         }
-        if !merging {
-            for spec in manifest.collection.payloadIndexes { try staging.createPayloadIndex(spec.key, type: spec.type) }
-            if let c = existing, options.mode == .override { summary.overwritten = try c.count() }
+        return try session.finish()
+    }
+
+    /// Copies a collection — from this database or another open one — into `target` of this database,
+    /// streaming (no intermediate file), with the modes and conflict policies of a restore. The source is
+    /// read from a point-in-time view and never changes; the destination is built hidden and swapped in.
+    @discardableResult
+    public func transfer(
+        from source: VectorCollection, into target: String? = nil, options: RestoreOptions = RestoreOptions(),
+        progress: (ProgressEvent) throws -> Void = { _ in }
+    ) throws(SextantError) -> RestoreSummary {
+        let targetName = target ?? options.into ?? source.name
+        if source.database === core && targetName == source.name {
+            throw SextantError(.invalidArgument, "transfer needs a different destination than the source ('\(source.name)')")
         }
-        if let file = options.mappingFile, !mapping.isEmpty || options.remapIDs {
-            var out: [UInt8] = []
-            for (from, to) in mapping {
-                out.append(contentsOf: Array(#"{"from":"#.utf8))
-                out.append(contentsOf: Array(JSONWriter.write(from.jsonValue)))
-                out.append(contentsOf: Array(#","to":"#.utf8))
-                out.append(contentsOf: Array(JSONWriter.write(to.jsonValue)))
-                out.append(contentsOf: Array("}\n".utf8))
+        let view = try source.readView()
+        let total = view.segments.reduce(0) { $0 + $1.liveRows } + view.memtables.reduce(0) { $0 + $1.count - $1.deleted.setCount }
+        let session = try LoadSession(
+            db: self, target: targetName, options: options, dimension: source.dimension, metric: source.metric, index: source.index,
+            payloadIndexes: source.payloadIndexes, records: total, what: "collection '\(source.name)'")
+        defer { session.abandon() }
+        var done = 0
+        var batch: [Mutation] = []
+        batch.reserveCapacity(1000)
+        let staging = session.staging
+        staging?.beginBulkLoad()
+        defer { staging?.endBulkLoad() }
+        func flushBatch() throws(SextantError) {
+            if batch.isEmpty { return }
+            if options.dryRun {
+                try session.count(batch.map(\.id))
+            } else {
+                _ = try staging!.commit(.init(mutations: try session.apply(batch)))
             }
-            try io.writeFileAtomically(file, out)
+            done += batch.count
+            batch.removeAll(keepingCapacity: true)
+            do { try progress(ProgressEvent(phase: options.dryRun ? "verify" : "transfer", records: done, totalRecords: total, bytes: 0)) } catch {
+                throw SextantError(.cancelled, "the transfer into '\(targetName)' was cancelled")
+            }
         }
-        try staging.flush()
-        try swapIn(staging, as: target)
-        published = true
-        return summary
+        try source.forEachRecord(in: view) { (id, vector, metadata, document) throws(SextantError) in
+            batch.append(.upsert(id, vector: Array(UnsafeBufferPointer(start: vector, count: source.dimension)), metadata: Array(metadata), document: document.map { String(decoding: $0, as: UTF8.self) }))
+            if batch.count == 1000 { try flushBatch() }
+        }
+        try flushBatch()
+        return try session.finish()
     }
 
     /// A hidden collection holding the same records as `c` (hard links to its files, copies of its log).
-    private func copyForMerge(_ c: VectorCollection, work: String) throws(SextantError) -> VectorCollection {
+    func copyForMerge(_ c: VectorCollection, work: String) throws(SextantError) -> VectorCollection {
         let snapshotDir = work + "/copy"
         try core.io.makeDirectory(snapshotDir)
         try core.io.makeDirectory(snapshotDir + "/collections")
@@ -336,5 +268,147 @@ extension RecordID {
         case .int(let v): return v <= UInt64(Int64.max) ? .int(Int64(v)) : .double(Double(v))
         case .string(let s): return .string(s)
         }
+    }
+}
+
+/// One restore-like load: records flow into a hidden collection that then replaces (or, merging, extends)
+/// the target in one manifest publish. Conflict policies, id remapping and the counts live here.
+final class LoadSession {
+    let db: Database
+    let target: String
+    let options: RestoreOptions
+    let existing: VectorCollection?
+    let merging: Bool
+    let payloadIndexes: [PayloadIndexSpec]
+    let work: String
+    private(set) var staging: VectorCollection?
+    private(set) var summary: RestoreSummary
+    private var nextID: UInt64 = 0
+    private var mapping: [(RecordID, RecordID)] = []
+    private var published = false
+
+    init(
+        db: Database, target: String, options: RestoreOptions, dimension: Int, metric: Metric, index: IndexConfiguration,
+        payloadIndexes: [PayloadIndexSpec], records: Int, what: String
+    ) throws(SextantError) {
+        self.db = db
+        self.target = target
+        self.options = options
+        self.payloadIndexes = payloadIndexes
+        try Database.validateName(target)
+        existing = db.collectionNames().contains(target) ? try db.collection(target) : nil
+        if options.mode == .new, existing != nil {
+            throw SextantError(.alreadyExists, "collection '\(target)' already exists (use --mode override to replace it or --mode merge to add to it)")
+        }
+        merging = options.mode == .merge && existing != nil
+        if merging, let c = existing, c.dimension != dimension || c.metric != metric {
+            throw SextantError(.dimensionMismatch, "cannot merge: collection '\(target)' is \(c.dimension)-d \(c.metric), \(what) is \(dimension)-d \(metric)")
+        }
+        if options.remapIDs && options.mode == .override {
+            throw SextantError(.invalidArgument, "remapping ids applies to merge and new restores")
+        }
+        summary = RestoreSummary(
+            collection: target, mode: options.mode, records: records, added: 0, skipped: 0, overwritten: 0, conflicts: 0, dryRun: options.dryRun)
+        work = db.path + "/restore-\(getpid())-\(hex16(UInt64.random(in: 1...UInt64.max))).tmp"
+        try db.core.io.makeDirectory(work)
+        if options.remapIDs, let c = existing {
+            // New ids start after the largest integer id of the collection.
+            for id in try c.scroll(limit: Int.max / 2, include: []).records.map(\.id) {
+                if case .int(let v) = id { nextID = max(nextID, v &+ 1) }
+            }
+        }
+        if options.dryRun { return }
+        if merging, let c = existing {
+            c.state.withLock { $0.writeBlock = "collection '\(target)' is being restored into (merge); writes resume when the restore ends" }
+            staging = try db.copyForMerge(c, work: work)
+        } else {
+            staging = try db.createStagingCollection(dimension: dimension, metric: metric, index: index)
+        }
+    }
+
+    /// Counts what applying these ids would do (dry run).
+    func count(_ ids: [RecordID]) throws(SextantError) {
+        let considered = ids.filter { id in
+            if case .int = id { return !options.remapIDs }  // remapped ids never conflict
+            return true
+        }
+        guard merging, let c = existing else {
+            summary.added += ids.count
+            return
+        }
+        let found = Set(try c.get(considered, include: []).map(\.id))
+        summary.conflicts += found.count
+        switch options.onConflict {
+        case .skip: summary.skipped += found.count
+        case .overwrite: summary.overwritten += found.count
+        case .fail: break
+        }
+        summary.added += ids.count - found.count
+    }
+
+    /// Remaps ids and applies the conflict policy to one batch.
+    func apply(_ input: [Mutation]) throws(SextantError) -> [Mutation] {
+        var batch = input
+        if options.remapIDs {
+            for k in batch.indices {
+                guard case .int = batch[k].id else { continue }
+                let new = RecordID.int(nextID)
+                nextID &+= 1
+                mapping.append((batch[k].id, new))
+                batch[k] = .upsert(new, vector: batch[k].vector, metadata: batch[k].metadata, document: batch[k].document)
+            }
+        }
+        guard merging, let staging else {
+            summary.added += batch.count
+            return batch
+        }
+        let found = Set(try staging.get(batch.map(\.id), include: []).map(\.id))
+        summary.conflicts += found.count
+        summary.added += batch.count - found.count
+        switch options.onConflict {
+        case .skip:
+            summary.skipped += found.count
+            return batch.filter { !found.contains($0.id) }
+        case .overwrite:
+            summary.overwritten += found.count
+            return batch
+        case .fail:
+            if let first = batch.first(where: { found.contains($0.id) }) {
+                throw SextantError(.alreadyExists, "record \(first.id) already exists in '\(target)' (--on-conflict fail); nothing was restored")
+            }
+            return batch
+        }
+    }
+
+    /// Indexes, the id mapping, then the swap. Returns the counts.
+    func finish() throws(SextantError) -> RestoreSummary {
+        if options.mode == .override, let c = existing { summary.overwritten = try c.count() }
+        guard !options.dryRun, let staging else { return summary }
+        if !merging {
+            for spec in payloadIndexes { try staging.createPayloadIndex(spec.key, type: spec.type) }
+        }
+        if let file = options.mappingFile, options.remapIDs {
+            var out: [UInt8] = []
+            for (from, to) in mapping {
+                out.append(contentsOf: Array(#"{"from":"#.utf8))
+                out.append(contentsOf: JSONWriter.write(from.jsonValue))
+                out.append(contentsOf: Array(#","to":"#.utf8))
+                out.append(contentsOf: JSONWriter.write(to.jsonValue))
+                out.append(contentsOf: Array("}\n".utf8))
+            }
+            try db.core.io.writeFileAtomically(file, out)
+        }
+        try staging.flush()
+        try db.swapIn(staging, as: target)
+        published = true
+        return summary
+    }
+
+    /// Undoes an unfinished load: drops the hidden collection, lets writes to the target resume.
+    func abandon() {
+        try? db.core.io.removeTree(work)
+        if published { return }
+        if let staging { try? db.dropCollection(staging.name) }
+        if merging { existing?.state.withLock { $0.writeBlock = nil } }
     }
 }

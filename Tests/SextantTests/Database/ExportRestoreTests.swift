@@ -141,6 +141,40 @@ let pythonWithNumpy: String? = {
         #expect(db.collectionNames().allSatisfy { !$0.hasPrefix("__staging") })
     }
 
+    @Test func transferStreamsBetweenDatabasesWithRestoreModes() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let a = try Database.open(at: dir.sub("a"))
+        defer { a.close() }
+        let b = try Database.open(at: dir.sub("b"))
+        defer { b.close() }
+        let src = try populate(a)
+        let before = try everything(src)
+        var s = try b.transfer(from: src)
+        #expect(s.added == before.count)
+        #expect(bitsEqual(try everything(try b.collection("src")), before))
+        #expect(try b.collection("src").payloadIndexes == src.payloadIndexes)
+        #expect(throws: SextantError.self) { try b.transfer(from: src) }  // new: exists
+        #expect(throws: SextantError.self) { try a.transfer(from: src) }  // onto itself
+        try b.collection("src").delete([.int(14)])
+        s = try b.transfer(from: src, options: RestoreOptions(mode: .merge, onConflict: .skip))
+        #expect(s.added == 1 && s.skipped == before.count - 1)
+        #expect(bitsEqual(try everything(try b.collection("src")), before))
+        s = try a.transfer(from: src, into: "copy", options: RestoreOptions(dryRun: true))
+        #expect(s.dryRun && !a.collectionNames().contains("copy"))
+        try a.transfer(from: src, into: "copy")
+        #expect(bitsEqual(try everything(try a.collection("copy")), before))
+        // Cancelled: nothing appears.
+        do {
+            try a.transfer(from: src, into: "cancelled") { e in if e.records > 100 { throw CancellationError() } }
+            Issue.record("not cancelled")
+        } catch {
+            #expect(error.code == .cancelled)
+        }
+        #expect(!a.collectionNames().contains("cancelled"))
+        #expect(a.collectionNames().allSatisfy { !$0.hasPrefix("__staging") })
+    }
+
     @Test func aDamagedOrUnfinishedExportIsRefusedNamingTheFile() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
