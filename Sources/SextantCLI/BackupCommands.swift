@@ -50,14 +50,18 @@ struct Export: ParsableCommand {
 
 struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Restore an export directory into a collection (new, override or merge).",
+        abstract: "Restore an export directory (new, override or merge) or a backup chain into collections.",
         discussion: """
-            Every file is checked against the export's sizes and checksums, and the result is built in a hidden
-            collection that is swapped in at the end: a damaged file, a conflict under --on-conflict fail, an
-            error or Ctrl-C changes nothing. Merge prints counts (added, skipped, overwritten, conflicts).
+            Export: every file is checked against the export's sizes and checksums, and the result is built in
+            a hidden collection that is swapped in at the end: a damaged file, a conflict under --on-conflict
+            fail, an error or Ctrl-C changes nothing. Merge prints counts (added, skipped, overwritten, conflicts).
+            Backup (a directory written by `sextant backup`): replays the chain up to the latest backup (or
+            --at N) and replaces the backed-up collections (--collection: one of them; --into: under a new name).
             """)
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "The export directory.") var directory: String
+    @Argument(help: "The export or backup directory.") var directory: String
+    @Option(help: "Backup chains: restore backup number N instead of the latest.") var at: Int?
+    @Option(help: "Backup chains: only this collection.") var collection: String?
     @Option(help: "Collection to restore into (default: the exported collection's name).") var into: String?
     @Option(help: "new | override | merge") var mode: String = "new"
     @Option(help: "With merge, for ids on both sides: skip | overwrite | fail") var onConflict: String = "fail"
@@ -71,6 +75,18 @@ struct Restore: ParsableCommand {
         guard let policy = ConflictPolicy(rawValue: onConflict) else { fail("unknown conflict policy '\(onConflict)' (use skip, overwrite or fail)") }
         guard let pmode = ProgressLine.Mode(rawValue: progress) else { fail("unknown progress mode '\(progress)' (use auto, bar, json or none)") }
         if mapping != nil && !remapIds { fail("--mapping goes with --remap-ids") }
+        if FileManager.default.fileExists(atPath: directory + "/CHAIN") {
+            if mode != "new" || dryRun || remapIds { fail("a backup restore replaces the collections it holds; use --into NAME to restore one under a new name") }
+            try withDatabase(global) { db in
+                try cancellableOnInterrupt {
+                    try db.restoreBackup(from: directory, at: at, collections: collection.map { [$0] }, as: into) { _ in try checkInterrupt() }
+                }
+                Output.line(global.json ? #"{"restored_backup":"\#(directory)"}"# : "restored the backup in \(directory)\(at.map { " (number \($0))" } ?? "")")
+                Output.flush()
+            }
+            return
+        }
+        if at != nil || collection != nil { fail("--at and --collection apply to backup directories") }
         try withDatabase(global) { db in
             var line = ProgressLine(total: nil, mode: pmode)
             let options = RestoreOptions(into: into, mode: m, onConflict: policy, dryRun: dryRun, remapIDs: remapIds, mappingFile: mapping)
@@ -144,5 +160,49 @@ struct Transfer: ParsableCommand {
         } catch let error as SextantError {
             fail(error.message)
         }
+    }
+}
+
+struct BackupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Back up collections into a directory: a full backup, or an increment holding only what changed since the previous one.",
+        discussion: "`sextant restore DIR` replays the chain; `sextant verify-backup DIR` checks it.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The backup directory (created if missing).") var directory: String
+    @Option(help: "Only this collection.") var collection: String?
+    @Flag(help: "Store only what changed since the previous backup in DIR.") var incremental = false
+
+    func run() throws {
+        try withDatabase(global) { db in
+            let info = try cancellableOnInterrupt {
+                try db.backup(to: directory, collections: collection.map { [$0] }, incremental: incremental) { _ in try checkInterrupt() }
+            }
+            if global.json {
+                Output.line(#"{"backup":\#(info.sequence),"kind":"\#(info.kind)","bytes":\#(info.bytes),"total_bytes":\#(info.totalBytes)}"#)
+            } else {
+                Output.line("backup \(info.sequence) (\(info.kind)) of \(info.collections.joined(separator: ", ")): stored \(info.bytes) bytes, restores \(info.totalBytes)")
+            }
+            Output.flush()
+        }
+    }
+}
+
+struct VerifyBackup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify-backup", abstract: "Check every checksum of a backup chain and that the chain is complete; exit 1 naming each problem.")
+    @Argument var directory: String
+    @Flag(help: "Machine-readable output.") var json = false
+
+    func run() throws {
+        let report = Database.verifyBackup(at: directory)
+        if json {
+            Output.line(JSONOut.encode(["problems": report.problems]))
+        } else {
+            for p in report.problems { Output.line("CORRUPT: " + p) }
+            Output.line(report.problems.isEmpty ? "ok: \(report.files) files, \(report.bytes) bytes verified" : "\(report.problems.count) problem(s) found")
+        }
+        Output.flush()
+        if !report.problems.isEmpty { throw ExitCode(1) }
     }
 }
