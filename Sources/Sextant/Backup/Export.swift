@@ -181,10 +181,19 @@ extension VectorCollection {
         for (i, sealed) in view.segments.enumerated() {
             let segment = sealed.segment
             let base = try segment.vectors()
+            // Every 16 MiB of vectors, give back the resident pages already streamed (RSS stays flat).
+            let step = max(1, (16 << 20) / (d * 4))
+            var released = 0
             for row in 0..<segment.rowCount {
                 if let mask = masks?.segments[i] { if !mask.contains(row) { continue } } else if sealed.deleted.contains(row) { continue }
                 try body(try segment.recordID(row), base + row * d, try segment.metadata(row), try segment.document(row))
+                if row - released >= step {
+                    segment.releasePages(UnsafeRawBufferPointer(start: base + released * d, count: (row - released) * d * 4))
+                    for kind in [SectionKind.metadata, .documents] { if let b = try? segment.section(kind) { segment.releasePages(b) } }
+                    released = row
+                }
             }
+            segment.releasePages(UnsafeRawBufferPointer(start: base + released * d, count: (segment.rowCount - released) * d * 4))
         }
         for (j, (table, count, deleted)) in view.memtables.enumerated() {
             // Copies of the arrays (copy-on-write: no bytes move), read outside the lock.

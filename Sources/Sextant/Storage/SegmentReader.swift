@@ -145,6 +145,17 @@ package final class Segment: @unchecked Sendable {  // immutable after init, exc
         return b.baseAddress.map { $0.assumingMemoryBound(to: Float.self) } ?? UnsafePointer(bitPattern: 64)!
     }
 
+    /// Lets the kernel drop this process's resident pages of `bytes` (a part of the mapping already read):
+    /// a streaming pass over a large segment then keeps its resident memory flat. The data stays in the
+    /// page cache; a later access faults it back in. Advisory: failures are ignored.
+    package func releasePages(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: base) + page - 1) / page * page
+        let end = (Int(bitPattern: base) + bytes.count) / page * page
+        if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) }
+    }
+
     package func inverseNorms() throws(SextantError) -> UnsafePointer<Float> {
         let b = try section(.inverseNorms)
         return b.baseAddress.map { $0.assumingMemoryBound(to: Float.self) } ?? UnsafePointer(bitPattern: 64)!
