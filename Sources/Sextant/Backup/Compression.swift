@@ -137,6 +137,10 @@ final class ContentWriter {
 
 /// Decompresses `path` (or copies it, uncompressed) to `to`, returning the content's CRC-32C and size.
 func decompress(io: any FileIO, _ path: String, compression: Compression, to: String) throws(SextantError) -> (crc: UInt32, bytes: Int) {
+    if compression == .none {
+        let crc = try Database.copyWithChecksum(io, path, to: to)
+        return (crc, try fileSize(io, to))
+    }
     let src = try io.open(path, flags: O_RDONLY, mode: 0)
     defer { io.close(src) }
     var crc: UInt32 = 0
@@ -144,17 +148,6 @@ func decompress(io: any FileIO, _ path: String, compression: Compression, to: St
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
     defer { buffer.deallocate() }
     try io.createAtomically(to) { (fd, tmp) throws(SextantError) in
-        if compression == .none {
-            while true {
-                let got = try io.pread(src, into: buffer, at: Int64(total), path: path)
-                if got == 0 { break }
-                let slice = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
-                crc = CRC32C.checksum(slice, seed: crc)
-                try io.write(fd, slice, path: tmp)
-                total += got
-            }
-            return
-        }
         var err = [CChar](repeating: 0, count: 256)
         guard let r = sx_codec_reader_open(compression.codec, src, &err, err.count) else {
             throw SextantError(.invalidArgument, "\(path): \(message(err))")
