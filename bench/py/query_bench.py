@@ -339,6 +339,8 @@ class HnswPeer:
             self.build_s = time.perf_counter() - t
             self.index.save_index(path)
         self.index.set_num_threads(1)
+        self.shrunk = {}  # (filter set, query) -> (k', the k' hnswlib could return)
+        self.one_by_one = set()  # (filter set, k') groups that hnswlib cannot answer as a batch
         self.Q = np.ascontiguousarray(ds["Q"], dtype=np.float32)
 
     def _knn(self, Q, k, ef, flt=None):
@@ -351,7 +353,7 @@ class HnswPeer:
         labels, d = self._knn(self.Q[idx], K, EF)
         return [(labels[j].tolist(), (1.0 - d[j]).tolist()) for j in range(len(idx))]
 
-    def postfilter(self, mask, groups, idx):
+    def postfilter(self, mask, groups, idx, tag):
         """groups: k' -> query indices. Keeps the allowed ids among the k' nearest, in order."""
         np = self.np
         res = {}
@@ -360,12 +362,32 @@ class HnswPeer:
             qs = [q for q in qs if q in want]
             if not qs:
                 continue
-            labels, d = self._knn(self.Q[qs], kp, max(EF, kp))
-            labels = labels.astype(np.int64)
-            ok = mask[labels] if mask.ndim == 1 else mask[np.array(qs)[:, None], labels]
-            for j, q in enumerate(qs):
-                keep = np.flatnonzero(ok[j])[:K]
-                res[q] = (labels[j, keep].tolist(), (1.0 - d[j, keep]).tolist())
+            batches = None
+            if (tag, kp) not in self.one_by_one:
+                try:
+                    batches = [(qs, *self._knn(self.Q[qs], kp, max(EF, kp)))]
+                except RuntimeError:
+                    self.one_by_one.add((tag, kp))
+            if batches is None:
+                # hnswlib raises when a query cannot reach k' rows (k' near n): ask one query at a time,
+                # 10 % fewer each try; the k' that worked is remembered for the next passes.
+                batches = []
+                for q in qs:
+                    kk = self.shrunk.get((tag, q), (kp, kp))[1]
+                    while True:
+                        try:
+                            batches.append(([q], *self._knn(self.Q[[q]], kk, max(EF, kk))))
+                            break
+                        except RuntimeError:
+                            kk = max(1, int(kk * 0.9))
+                    if kk != kp:
+                        self.shrunk[(tag, q)] = (kp, kk)
+            for bqs, labels, d in batches:
+                labels = labels.astype(np.int64)
+                ok = mask[labels] if mask.ndim == 1 else mask[np.array(bqs)[:, None], labels]
+                for j, q in enumerate(bqs):
+                    keep = np.flatnonzero(ok[j])[:K]
+                    res[q] = (labels[j, keep].tolist(), (1.0 - d[j, keep]).tolist())
         return [res[q] for q in idx.tolist()]
 
     def callback(self, groups, idx):
@@ -542,7 +564,7 @@ def measure(args, resdir):
                     if first:
                         hits[("hnswlib", key)] = h
                     return
-                t, h = timed(lambda idx: hn.postfilter(masks[key], pf_groups[key], idx), nq)
+                t, h = timed(lambda idx: hn.postfilter(masks[key], pf_groups[key], idx, key), nq)
                 pf_runs[key].append(t)
                 if first:
                     hits[("postfilter", key)] = h
@@ -603,7 +625,8 @@ def measure(args, resdir):
             row["hnswlib"] = summary(hn_unf_runs, {"recall": score_hits(np, S, m, gts[key], hits[("hnswlib", key)])})
         else:
             row["postfilter"] = summary(pf_runs[key], {"recall": score_hits(np, S, m, gts[key], hits[("postfilter", key)]),
-                                                       "k_prime": sorted(pf_groups[key])})
+                                                       "k_prime": sorted(pf_groups[key]),
+                                                       "k_prime_shrunk": sorted([q, kp, kk] for (tag, q), (kp, kk) in hn.shrunk.items() if tag == key)})
             row["callback"] = summary(cb_runs[key], {"recall": score_hits(np, S, m, gts[key], hits[("callback", key)])})
         rows.append(row)
     unf = rows[0]["sextant"]["qps"]
@@ -739,6 +762,12 @@ def notes(res):
     hb = f"{res['hnswlib_build_s']:.1f} s with 2 threads" if res["hnswlib_build_s"] else "reused"
     lines.append(f"hnswlib {res['hnswlib_version']} index: {hb}. FTS5 table: {b['fts5']['build_s']:.1f} s to insert "
                  f"the 20,000 documents, {b['fts5']['bytes'] / 1e6:.1f} MB.")
+    for row in res["rows"]:
+        shr = (row.get("postfilter") or {}).get("k_prime_shrunk") or []
+        if shr:
+            lines.append(f"{row['label']}: hnswlib post-filtering could not return k′ rows for {len(shr)} "
+                         f"quer{'y' if len(shr) == 1 else 'ies'} (it raises when the graph search reaches fewer); "
+                         + "; ".join(f"query {q}: k′ {kp:,} → {kk:,}" for q, kp, kk in shr[:5]) + ".")
     lines.append(f"BM25 result agreement (informational): the top-10 id sets overlap {b['overlap_at_10'] * 100:.0f} % on "
                  f"average, the first hit agrees on {b['top1_agree'] * 100:.0f} % of the queries; Sextant returned no "
                  f"hit for {b['sextant'].get('empty_results', 0)} queries, FTS5 fewer than 10 for {b['fts5']['short_results']}. "

@@ -2,14 +2,15 @@
 // filtered vector search and BM25 full-text search, one query at a time in this one thread.
 //
 //   sextant-bench filtered DB COLLECTION QUERIES.npy --filters FILTERS.jsonl [--k 10] [--ef 64] [--repeat 3]
-//                          [--min-time 0.5] [--warmup 5] [--out HITS.jsonl] [--max-queries N]
+//                          [--min-time 0.5] [--warmup 5] [--out HITS.jsonl] [--max-queries N] [--exact 0|1]
 //       FILTERS.jsonl holds one Qdrant filter JSON object per line, line i for query i (`null` or `{}`:
 //       no filter). First an untimed pass calls `searchExplained` once per query and counts the strategy
 //       the planner chose per source (graph with its beam width, exact scan, skip) and the candidates (live
 //       rows passing the filter); then warm-up queries; then passes over all queries calling
 //       `search(q, limit: k, filter: f, ef: ef)` (at least `repeat` passes and at least `min-time` seconds).
 //       QPS is the median pass; latency percentiles are over every timed query. `--out` writes the first
-//       timed pass's hits, {"ids": [...], "scores": [...]} per query.
+//       timed pass's hits, {"ids": [...], "scores": [...]} per query. `--exact 1` passes `exact: true`
+//       (every source scanned: what the planner's exact path would cost).
 //   sextant-bench text DB COLLECTION QUERIES.txt [--k 10] [--repeat 3] [--min-time 0.5] [--warmup 5]
 //                      [--out HITS.jsonl] [--max-queries N]
 //       One text query per line; `search(text: line, limit: k)` (BM25), timed the same way.
@@ -33,7 +34,7 @@ private func parseFilters(_ path: String, count: Int) -> [Filter?] {
     return (0..<count).map { i -> Filter? in
         let line = lines[i].trimmingCharacters(in: .whitespaces)
         if line.isEmpty || line == "null" { return nil }
-        do { return try Filter(json: line) } catch { die("\(path):\(i + 1): \(error.message)") }
+        do throws(SextantError) { return try Filter(json: line) } catch { die("\(path):\(i + 1): \(error.message)") }
     }
 }
 
@@ -87,13 +88,14 @@ private func jsonObject(_ counts: [String: Int]) -> String {
 // MARK: filtered
 
 func runFiltered(_ args: ArraySlice<String>) {
-    let a = Arguments(args, known: ["filters", "k", "ef", "repeat", "min-time", "warmup", "out", "max-queries"])
+    let a = Arguments(args, known: ["filters", "k", "ef", "repeat", "min-time", "warmup", "out", "max-queries", "exact"])
     guard a.positional.count == 3 else { usage() }
     let (dbPath, name, queriesPath) = (a.positional[0], a.positional[1], a.positional[2])
     guard let filtersPath = a.options["filters"] else { die("filtered needs --filters FILTERS.jsonl") }
     let k = a.int("k", 10), ef = a.int("ef", 64), repeats = max(1, a.int("repeat", 3)), warmup = a.int("warmup", 5)
     let minTime = Double(a.options["min-time"] ?? "0.5") ?? 0.5
     let maxQueries = a.options["max-queries"].map { _ in a.int("max-queries", 0) }
+    let exact = a.int("exact", 0) != 0
     guard k > 0, ef > 0 else { die("--k and --ef must be positive") }
 
     let queries = loadQueries(queriesPath, max: maxQueries)
@@ -113,7 +115,7 @@ func runFiltered(_ args: ArraySlice<String>) {
     let tPlan = now()
     for (i, q) in queries.enumerated() {
         let result: (hits: [SearchHit], plan: [PlanStep])
-        do { result = try c.searchExplained(q, limit: k, filter: filters[i], ef: ef) } catch { die("query \(i): \(error.message)") }
+        do { result = try c.searchExplained(q, limit: k, filter: filters[i], ef: ef, exact: exact) } catch { die("query \(i): \(error.message)") }
         explainedHits.append(result.hits)
         var kinds = Set<String>()
         var cand = 0
@@ -141,10 +143,10 @@ func runFiltered(_ args: ArraySlice<String>) {
     let planSeconds = now() - tPlan
 
     for i in 0..<min(warmup, queries.count) {
-        do { _ = try c.search(queries[i], limit: k, filter: filters[i], ef: ef) } catch { die(error.message) }
+        do { _ = try c.search(queries[i], limit: k, filter: filters[i], ef: ef, exact: exact) } catch { die(error.message) }
     }
     let (passes, latencies, first) = timedPasses(queries.count, repeats: repeats, minTime: minTime) { i in
-        do { return try c.search(queries[i], limit: k, filter: filters[i], ef: ef) } catch { die("query \(i): \(error.message)") }
+        do throws(SextantError) { return try c.search(queries[i], limit: k, filter: filters[i], ef: ef, exact: exact) } catch { die("query \(i): \(error.message)") }
     }
     db.close()
     // The explained pass and the timed one must agree (same plan, same data): a cheap consistency check.
@@ -154,7 +156,7 @@ func runFiltered(_ args: ArraySlice<String>) {
 
     let filtered = filters.filter { $0 != nil }.count
     print("""
-        {"queries":\(queries.count),"filtered_queries":\(filtered),"k":\(k),"ef":\(ef),"count":\(count),"threads":1,\
+        {"queries":\(queries.count),"filtered_queries":\(filtered),"k":\(k),"ef":\(ef),"exact":\(exact),"count":\(count),"threads":1,\
         \(timingJSON(queries.count, passes, latencies)),\
         "plan_strategies":\(jsonObject(strategies)),"plan_routes":\(jsonObject(routes)),"plan_graph_widths":\(jsonObject(widths)),\
         "candidates_mean":\(num(candidates.reduce(0, +) / Double(candidates.count), 1)),\
@@ -187,7 +189,7 @@ func runText(_ args: ArraySlice<String>) {
         do { _ = try c.search(text: queries[i], limit: k) } catch { die(error.message) }
     }
     let (passes, latencies, first) = timedPasses(queries.count, repeats: repeats, minTime: minTime) { i in
-        do { return try c.search(text: queries[i], limit: k) } catch { die("query \(i): \(error.message)") }
+        do throws(SextantError) { return try c.search(text: queries[i], limit: k) } catch { die("query \(i): \(error.message)") }
     }
     db.close()
     if let out = a.options["out"] { writeHits(first, to: out, k: k) }

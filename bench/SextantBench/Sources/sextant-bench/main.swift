@@ -45,7 +45,7 @@ let usageText = """
       sextant-bench search DB COLLECTION QUERIES.npy [--k 10] [--repeat 3] [--warmup 5] [--out HITS.jsonl] [--max-queries N]
       sextant-bench build DB COLLECTION VECTORS.npy --metric cosine|euclidean|dot [--m 16] [--efc 200] [--threads 2] [--batch 10000] [--memtable-mb N] [--poll-ms 100]
       sextant-bench ann DB COLLECTION QUERIES.npy [--ef-sweep 10,16,32,64,128,256] [--k 10] [--repeat 3] [--min-time 0.5] [--warmup 5] [--out HITS_%d.jsonl] [--max-queries N]
-      sextant-bench filtered DB COLLECTION QUERIES.npy --filters FILTERS.jsonl [--k 10] [--ef 64] [--repeat 3] [--min-time 0.5] [--warmup 5] [--out HITS.jsonl] [--max-queries N]
+      sextant-bench filtered DB COLLECTION QUERIES.npy --filters FILTERS.jsonl [--k 10] [--ef 64] [--repeat 3] [--min-time 0.5] [--warmup 5] [--out HITS.jsonl] [--max-queries N] [--exact 0|1]
       sextant-bench text DB COLLECTION QUERIES.txt [--k 10] [--repeat 3] [--min-time 0.5] [--warmup 5] [--out HITS.jsonl] [--max-queries N]
       sextant-bench features
     """
