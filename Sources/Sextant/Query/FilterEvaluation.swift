@@ -220,9 +220,9 @@ struct FilterEvaluator {
                 guard !tokens.isEmpty, index.fields[path.text]?.type == "text", let p = index.postings(path.text) else { return nil }
                 var r: Bitmap?
                 for t in tokens {
-                    var b = Bitmap(count: rows)
-                    if let i = p.find(t) { for j in p.range(ofTermAt: i) { b.insert(Int(p.rows![j])) } }
-                    r = r.map { $0.intersection(b) } ?? b
+                    var b = BitmapBuilder(count: rows)
+                    if let i = p.find(t) { b.add(p.rows!, p.range(ofTermAt: i)) }
+                    r = r.map { $0.intersection(b.bitmap) } ?? b.bitmap
                 }
                 return r
             case .except: return nil
@@ -230,9 +230,9 @@ struct FilterEvaluator {
         case .range(let path, let bounds):
             guard let index, let type = index.fields[path.text]?.type else { return nil }
             guard bounds.isDatetime ? type == "datetime" : (type == "integer" || type == "float"), let col = index.numeric(path.text) else { return nil }
-            var b = Bitmap(count: rows)
-            for j in col.range(bounds) { b.insert(Int(col.rows![j])) }
-            return b
+            var b = BitmapBuilder(count: rows)
+            b.add(col.rows!, col.range(bounds))
+            return b.bitmap
         default:
             return nil
         }
@@ -241,22 +241,50 @@ struct FilterEvaluator {
     /// Rows having one of `values` at `key`, if the index of `key` covers every value's kind.
     private func lookup(_ index: PayloadIndexReader, _ key: String, _ values: [FilterValue]) throws(SextantError) -> Bitmap? {
         guard let type = index.fields[key]?.type else { return nil }
-        var b = Bitmap(count: rows)
+        var b = BitmapBuilder(count: rows)
         for v in values {
             switch (v, type) {
             case (.keyword(let s), "keyword"):
-                if let p = index.postings(key), let i = p.find(s) { for j in p.range(ofTermAt: i) { b.insert(Int(p.rows![j])) } }
+                if let p = index.postings(key), let i = p.find(s) { b.add(p.rows!, p.range(ofTermAt: i)) }
             case (.bool(let flag), "bool"):
-                if let p = index.postings(key), let i = p.find(flag ? "true" : "false") { for j in p.range(ofTermAt: i) { b.insert(Int(p.rows![j])) } }
+                if let p = index.postings(key), let i = p.find(flag ? "true" : "false") { b.add(p.rows!, p.range(ofTermAt: i)) }
             case (.integer(let x), "integer"), (.integer(let x), "float"):
                 guard let col = index.numeric(key) else { return nil }
                 for j in col.range(RangeBounds(gte: .number(Double(x)), lte: .number(Double(x)))) where col.isInt![j] == 1 && col.ints![j] == x {
-                    b.insert(Int(col.rows![j]))
+                    b.add(Int(col.rows![j]))
                 }
             default:
                 return nil
             }
         }
-        return b
+        return b.bitmap
     }
+}
+
+/// Sets bits straight into words (no per-bit bookkeeping); the population is counted once at the end.
+struct BitmapBuilder {
+    var words: [UInt64]
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        words = [UInt64](repeating: 0, count: (count + 63) / 64)
+    }
+
+    @inline(__always)
+    mutating func add(_ row: Int) {
+        words[row >> 6] |= 1 << UInt64(row & 63)
+    }
+
+    /// Sets the rows `rows[range]`.
+    mutating func add(_ rows: UnsafePointer<UInt32>, _ range: Range<Int>) {
+        words.withUnsafeMutableBufferPointer { w in
+            for j in range {
+                let r = Int(rows[j])
+                w[r >> 6] |= 1 << UInt64(r & 63)
+            }
+        }
+    }
+
+    var bitmap: Bitmap { Bitmap(words: words, count: count) }
 }

@@ -251,23 +251,24 @@ struct HNSWDatasetRecallTests {
         defer { db.close() }
         let vectors = randomVectors(3000, dimension: 16, seed: 21)
         let c = try db.createCollection("p", dimension: 16, metric: .euclidean, index: IndexConfiguration(neighborsPerNode: 8, indexingSearchCount: 64, minimumRowsForGraph: 500))
-        try c.upsert(vectors.enumerated().map { Record(id: .int(UInt64($0.offset)), vector: $0.element, metadata: ["half": .int(Int64($0.offset % 2)), "i": .int(Int64($0.offset))]) })
+        try c.upsert(vectors.enumerated().map { Record(id: .int(UInt64($0.offset)), vector: $0.element, metadata: ["third": .int(Int64($0.offset % 3)), "i": .int(Int64($0.offset))]) })
         try c.flush()
         try c.waitForIndexing()
-        try c.createPayloadIndex("half", type: .integer)
+        try c.createPayloadIndex("third", type: .integer)
         let q = randomVectors(1, dimension: 16, seed: 22)[0]
-        let broad = Filter.must(.match("half", 0))
-        // Half the rows pass: at ef 16 a graph walk (√(24 · 16 · 3000) ≈ 1073 < 1500 candidates), beam widened.
-        let (hits, plan) = try c.searchExplained(q, limit: 10, filter: broad, ef: 16)
+        let broad = Filter.must(.match("third", 0))
+        // A third of the rows pass: at ef 4 a graph walk (√(48 · 4 · 3000) ≈ 759 < 1000 candidates), the
+        // beam widened by √(0.5 / ⅓).
+        let (hits, plan) = try c.searchExplained(q, limit: 4, filter: broad, ef: 4)
         #expect(plan.count == 1)
-        if case .graph(let ef) = plan[0].strategy { #expect(ef > 16) } else { Issue.record("broad filter: \(plan)") }
-        #expect(plan[0].candidates == 1500)
-        #expect(hits.allSatisfy { if case .int(let i) = $0.id { i % 2 == 0 } else { false } })
+        if case .graph(let ef) = plan[0].strategy { #expect(ef == 5) } else { Issue.record("broad filter: \(plan)") }
+        #expect(plan[0].candidates == 1000)
+        #expect(hits.count == 4 && hits.allSatisfy { if case .int(let i) = $0.id { i % 3 == 0 } else { false } })
         let narrow = Filter.must(.range("i", lt: 30))
         let (few, plan2) = try c.searchExplained(q, limit: 10, filter: narrow, ef: 64)
         #expect(plan2.map(\.strategy) == [.exact])
         #expect(few.map(\.id) == (try c.search(q, limit: 10, filter: narrow, exact: true)).map(\.id))
-        let none = Filter.must(.match("half", 7))
+        let none = Filter.must(.match("third", 7))
         #expect(try c.searchExplained(q, limit: 10, filter: none).plan.map(\.strategy) == [.skip])
     }
 
