@@ -275,4 +275,44 @@ let pythonWithNumpy: String? = {
             #expect(r["vector"]?.arrayValue?.compactMap(\.intValue).map { UInt32($0) } == rec.vector?.map(\.bitPattern))
         }
     }
+
+    /// Plain files from other tools: numpy's float16 and float64 arrays are converted to float32 on import,
+    /// with ids and metadata from JSON Lines written by Python's json.
+    @Test(.enabled(if: pythonWithNumpy != nil, "needs python3 with numpy (.ci/run provides one)"))
+    func importsFloat16AndFloat64ArraysWrittenByNumpy() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let script = """
+            import json, sys, numpy as np
+            rng = np.random.default_rng(5)
+            x = rng.standard_normal((50, 6))
+            np.save(sys.argv[1] + "/f64.npy", x.astype(np.float64))
+            np.save(sys.argv[1] + "/f16.npy", x.astype(np.float16))
+            with open(sys.argv[1] + "/records.jsonl", "w") as f:
+                for i in range(50):
+                    f.write(json.dumps({"id": "p%d" % i, "metadata": {"i": i}, "document": "row %d" % i}) + "\\n")
+            json.dump({"f64": x.astype(np.float32).tolist(), "f16": x.astype(np.float16).astype(np.float32).tolist()}, open(sys.argv[1] + "/expect.json", "w"))
+            """
+        try script.write(toFile: dir.sub("make.py"), atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: pythonWithNumpy!)
+        p.arguments = [dir.sub("make.py"), dir.path]
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let expect = try JSONParser.parse(try String(contentsOfFile: dir.sub("expect.json"), encoding: .utf8))
+        let db = try Database.open(at: dir.sub("db"))
+        defer { db.close() }
+        for kind in ["f64", "f16"] {
+            let c = try db.createCollection(kind, dimension: 6, metric: .euclidean)
+            #expect(try c.importRecords(from: .npy(vectors: dir.sub("\(kind).npy"), ids: nil, records: dir.sub("records.jsonl"))) == 50)
+            let rows = try #require(expect[kind]?.arrayValue)
+            for i in [0, 17, 49] {
+                let r = try #require(try c.get([.string("p\(i)")]).first)
+                let want = (rows[i].arrayValue ?? []).compactMap(\.doubleValue).map { Float($0) }
+                #expect(r.vector == want, "\(kind) row \(i)")
+                #expect(r.metadata == ["i": .int(Int64(i))] && r.document == "row \(i)")
+            }
+        }
+    }
 }
