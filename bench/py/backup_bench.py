@@ -118,13 +118,16 @@ print(json.dumps({{"s": time.perf_counter() - t, "bytes": x.nbytes}}))
 
 
 def json_export(vec, rec, work, n):
-    """What tools do today: json.dumps of every record, vector as a list, one per line (+ fsync)."""
+    """What tools do today: json.dumps of every record, vector as a list, one per line (+ fsync). Timed on
+    the first `n` records (at ~1 ms a record the whole million would take a quarter of an hour); the rate
+    is what is compared."""
     code = f"""
 import numpy as np, json, os, time
 x = np.load({vec!r}, mmap_mode='r')
 t = time.perf_counter()
 with open({rec!r}) as src, open({work!r} + '/dump.jsonl', 'w') as out:
     for i, line in enumerate(src):
+        if i == {n}: break
         r = json.loads(line)
         r['vector'] = x[i].tolist()
         out.write(json.dumps(r) + '\\n')
@@ -135,6 +138,7 @@ print(json.dumps({{"s": time.perf_counter() - t}}))
     r = json.loads(out)
     r["max_rss_bytes"] = info["max_rss_bytes"]
     r["bytes"] = os.path.getsize(f"{work}/dump.jsonl")
+    r["records"] = n
     return r
 
 
@@ -183,7 +187,7 @@ def main():
     results["numpy_save"], results["numpy_load"] = save, load
     os.remove(f"{work}/np.npy")
     log("json.dumps export")
-    results["json_dumps"] = json_export(vec, rec, work, n)
+    results["json_dumps"] = json_export(vec, rec, work, min(n, 100_000))
     os.remove(f"{work}/dump.jsonl")
 
     # Report.
@@ -208,8 +212,10 @@ def main():
         ratio = npl["s"] / r["s"]
         row(f"sextant restore of the {k} export (new collection, durable)", r["s"], r["max_rss_bytes"], f"{ratio:.2f}× numpy.load (≥ 0.7×)" if k == "npy" else f"{ratio:.2f}× numpy.load",
             ("**yes**" if ratio >= 0.7 else "**no**") if k == "npy" else "")
-    jr = jd["s"] / results["export-npy"]["s"]
-    row("json.dumps export of the same records (+ fsync)", jd["s"], jd["max_rss_bytes"], f"Sextant npy export is {jr:.1f}× faster (≥ 10×)", "**yes**" if jr >= 10 else "**no**")
+    jd_full = jd["s"] * n / jd["records"]  # the measured rate, over all the records
+    jr = jd_full / results["export-npy"]["s"]
+    row(f"json.dumps export of the same records (+ fsync; rate of the first {jd['records']:,}, scaled)", jd_full, jd["max_rss_bytes"],
+        f"Sextant npy export is {jr:.1f}× faster (≥ 10×)", "**yes**" if jr >= 10 else "**no**")
     snap = results["snapshot"]
     max_extra = max(results[k]["max_rss_bytes"] for k in results if k.startswith(("export-", "restore-"))) - base
     table = "\n".join([
