@@ -180,6 +180,7 @@ extension VectorCollection {
         let d = dimension
         for (i, sealed) in view.segments.enumerated() {
             let segment = sealed.segment
+            try segment.verifyAll(releasingPages: true)
             let base = try segment.vectors()
             // Every 16 MiB of vectors, give back the resident pages already streamed (RSS stays flat).
             let step = max(1, (16 << 20) / (d * 4))

@@ -107,7 +107,7 @@ extension Database {
             let source: ImportSource = vectors.map { .npy(vectors: $0, ids: nil, records: records) } ?? .jsonLines(path: records)
             let before = done
             do {
-                _ = try session.staging!.importRecords(from: source, batchSize: 1000, transform: { try session.apply($0) }) { n in
+                _ = try session.staging!.importRecords(from: source, batchSize: 10_000, transform: { try session.apply($0) }) { n in
                     done = before + n
                     try report("restore")
                 }
@@ -324,6 +324,7 @@ final class LoadSession {
         } else {
             staging = try db.createStagingCollection(dimension: dimension, metric: metric, index: index)
         }
+        staging?.state.withLock { $0.unlogged = true }
     }
 
     /// Counts what applying these ids would do (dry run).

@@ -111,4 +111,8 @@ package struct SegmentRows: SegmentRowSource {
     package func key(_ row: Int) throws(SextantError) -> UnsafeRawBufferPointer { try rows[row].segment.key(rows[row].row) }
     package func metadata(_ row: Int) throws(SextantError) -> UnsafeRawBufferPointer { try rows[row].segment.metadata(rows[row].row) }
     package func document(_ row: Int) throws(SextantError) -> UnsafeRawBufferPointer? { try rows[row].segment.document(rows[row].row) }
+    package func releasePages() {
+        var seen = Set<ObjectIdentifier>()
+        for (s, _) in rows where seen.insert(ObjectIdentifier(s)).inserted { s.releaseAllPages() }
+    }
 }

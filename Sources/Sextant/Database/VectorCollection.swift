@@ -78,6 +78,9 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         var payloadSpecs: [PayloadIndexSpec] = []
         /// Why writes are refused for now (a restore merging into this collection), or nil.
         var writeBlock: String?
+        /// Batches skip the log: a restore's hidden collection, which is flushed before it is published and
+        /// simply dropped if the process dies first, so logging its records would only write them twice.
+        var unlogged = false
     }
     package let state: Mutex<State>
     private let commits = CommitQueue<Mutation.Batch, Int>()
@@ -333,7 +336,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                 WALRecord.encodeBatch(b.mutations, seq: seq, into: &out)
                 seq += 1
             }
-            if !out.bytes.isEmpty {
+            if !out.bytes.isEmpty && !state.withLock({ $0.unlogged }) {
                 let wal = try currentLog()
                 try wal.append(out.bytes)
                 if configuration.durability == .synchronous { try wal.sync() }
@@ -834,7 +837,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         var rows: [(segment: Segment, row: Int)] = []
         var newRowOf: [[Int32]] = []
         for input in inputs {
-            try input.segment.verifyAll()
+            try input.segment.verifyAll(releasingPages: true)
             var map = [Int32](repeating: -1, count: input.segment.rowCount)
             for r in 0..<input.segment.rowCount where !input.deleted.contains(r) {
                 map[r] = Int32(rows.count)

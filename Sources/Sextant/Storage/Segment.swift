@@ -83,6 +83,13 @@ package protocol SegmentRowSource {
     func metadata(_ row: Int) throws(SextantError) -> UnsafeRawBufferPointer
     /// nil when the row has no document.
     func document(_ row: Int) throws(SextantError) -> UnsafeRawBufferPointer?
+    /// Called as the writer streams through the rows: a source reading mapped files may give their
+    /// resident pages back (they stay in the page cache).
+    func releasePages()
+}
+
+extension SegmentRowSource {
+    package func releasePages() {}
 }
 
 /// Buffered sequential writer that tracks the file offset and the CRC of the current section.
@@ -175,7 +182,12 @@ package enum SegmentWriter {
             }
 
             try section(.vectors) { (f) throws(SextantError) in
-                for row in 0..<n { try f.write(UnsafeRawBufferPointer(try source.vector(row))) }
+                let step = max(1, (32 << 20) / max(1, dimension * 4))
+                for row in 0..<n {
+                    try f.write(UnsafeRawBufferPointer(try source.vector(row)))
+                    if row % step == step - 1 { source.releasePages() }
+                }
+                source.releasePages()
             }
             try section(.inverseNorms) { (f) throws(SextantError) in
                 var chunk: [Float] = []

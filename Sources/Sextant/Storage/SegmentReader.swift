@@ -135,9 +135,31 @@ package final class Segment: @unchecked Sendable {  // immutable after init, exc
         return bytes
     }
 
-    /// Checks every section's checksum now.
-    package func verifyAll() throws(SextantError) {
-        for kind in sections.keys.sorted(by: { $0.rawValue < $1.rawValue }) { _ = try section(kind) }
+    /// Checks every section's checksum now. With `releasingPages`, in 64 MiB steps that give the pages back
+    /// as they are checked, so a streaming pass (export, merge) over a large segment keeps its resident
+    /// memory flat instead of holding the whole file.
+    package func verifyAll(releasingPages: Bool = false) throws(SextantError) {
+        for kind in sections.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+            if releasingPages { try verifyStreaming(kind) } else { _ = try section(kind) }
+        }
+    }
+
+    private func verifyStreaming(_ kind: SectionKind) throws(SextantError) {
+        let bit = UInt32(1) << kind.rawValue
+        if verified.load(ordering: .acquiring) & bit != 0 { return }
+        let s = sections[kind]!
+        var crc: UInt32 = 0
+        var at = s.offset
+        while at < s.offset + s.length {
+            let part = UnsafeRawBufferPointer(rebasing: map[at..<min(s.offset + s.length, at + (64 << 20))])
+            crc = CRC32C.checksum(part, seed: crc)
+            releasePages(part)
+            at += part.count
+        }
+        guard crc == s.crc else {
+            throw SextantError(.corrupt, "\(path): offset \(s.offset): section \(kind.name) checksum mismatch (\(s.length) bytes)")
+        }
+        _ = verified.bitwiseOr(bit, ordering: .releasing)
     }
 
     package func vectors() throws(SextantError) -> UnsafePointer<Float> {
@@ -155,6 +177,9 @@ package final class Segment: @unchecked Sendable {  // immutable after init, exc
         let end = (Int(bitPattern: base) + bytes.count) / page * page
         if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) }
     }
+
+    /// Gives back every resident page of the mapping (see ``releasePages(_:)``).
+    package func releaseAllPages() { releasePages(map) }
 
     package func inverseNorms() throws(SextantError) -> UnsafePointer<Float> {
         let b = try section(.inverseNorms)
