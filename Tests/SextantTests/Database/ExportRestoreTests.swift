@@ -315,4 +315,27 @@ let pythonWithNumpy: String? = {
             }
         }
     }
+
+    /// A restore cut short by a crash leaves its hidden collection behind; the next open removes it and
+    /// everything else stays.
+    @Test func anOpenRemovesTheStagingCollectionOfAnInterruptedRestore() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        do {
+            let db = try Database.open(at: dir.path)
+            let c = try populate(db)
+            let staging = try db.createStagingCollection(dimension: 12, metric: .cosine, index: IndexConfiguration())
+            try staging.upsert([Record(id: .int(1), vector: [Float](repeating: 1, count: 12))])
+            try staging.flush()
+            #expect(db.collectionNames().contains(staging.name))
+            _ = c
+            db.close()  // as if the process died before the swap
+        }
+        let db = try Database.open(at: dir.path)
+        #expect(db.collectionNames() == ["src"])
+        #expect(try db.collection("src").count() == 698)
+        db.close()
+        #expect(Database.verify(at: dir.path).isClean)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/collections").count == 1)
+    }
 }
