@@ -31,6 +31,8 @@ import subprocess
 import sys
 import time
 
+from common import du_bytes, last_json, median
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 os.chdir(ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench", "py"))
@@ -86,30 +88,10 @@ def run(cmd, *, record=True, timed=False, env=None):
     return p.stdout, p.stderr, info
 
 
-def last_json(text):
-    for line in reversed(text.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            return json.loads(line)
-    raise ValueError(f"no JSON in output: {text[-500:]}")
 
 
-def median(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
 
 
-def du_bytes(path):
-    if os.path.isfile(path):
-        return os.path.getsize(path)
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.stat(os.path.join(dirpath, f)).st_size
-            except FileNotFoundError:
-                pass
-    return total
 
 
 def npy_shape(path):

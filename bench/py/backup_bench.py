@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from common import du_bytes as du
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 os.chdir(ROOT)
 PY = "bench/.venv/bin/python"
@@ -52,17 +54,6 @@ def run(cmd, *, timed=True, check=True):
         m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
         info["max_rss_bytes"] = int(m.group(1)) * 1024 if m else None
     return p.stdout, p.stderr, info
-
-
-def du(path):
-    total = 0
-    for dp, _, fs in os.walk(path):
-        for f in fs:
-            try:
-                total += os.path.getsize(os.path.join(dp, f))
-            except OSError:
-                pass
-    return total
 
 
 def prepare(data, n, d, seed):

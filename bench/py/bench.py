@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+from common import du_bytes, median
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 os.chdir(ROOT)
 
@@ -73,20 +75,8 @@ def run(cmd, *, record=True, timed=False, env=None, check=True):
     return p.stdout, p.stderr, info
 
 
-def du_bytes(path):
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.stat(os.path.join(dirpath, f)).st_size
-            except FileNotFoundError:
-                pass
-    return total
 
 
-def median(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
 
 
 # ---------------------------------------------------------------- datasets
