@@ -73,6 +73,11 @@ void sx_i8_dot_gather(const int8_t *q, const int8_t *base, const uint32_t *ids, 
 // The portable reference (tests compare the fast path against it).
 void sx_i8_dot_gather_scalar(const int8_t *q, const int8_t *base, const uint32_t *ids, size_t n, size_t d, int32_t *out);
 
+// Starts writeback of a file range without waiting (Linux sync_file_range SYNC_FILE_RANGE_WRITE): large
+// sequential writes then reach the disk while the writer goes on, so the final fsync has little left to
+// do. Advisory only (no durability promise); returns 0, or -1 with errno set; a no-op elsewhere.
+int sx_start_writeback(int fd, int64_t offset, int64_t length);
+
 #ifdef __cplusplus
 }
 #endif

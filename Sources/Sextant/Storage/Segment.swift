@@ -1,5 +1,6 @@
 // Sextant — an embedded vector database. Licensed under Apache-2.0.
 
+import CSextantKernels
 import Synchronization
 
 #if canImport(Glibc)
@@ -92,14 +93,18 @@ extension SegmentRowSource {
     package func releasePages() {}
 }
 
-/// Buffered sequential writer that tracks the file offset and the CRC of the current section.
-private struct SequentialFile {
+/// Buffered sequential writer that tracks the file offset and the CRC of the current section. Every
+/// 8 MiB written it asks the kernel to start writing back what came before (``sx_start_writeback``), so a
+/// large file streams to the disk while it is built and its final fsync is short.
+package struct SequentialFile {
     let io: any FileIO
     let fd: Int32
     let path: String
     var buffer: [UInt8] = []
     var offset = 0
     var crc: UInt32 = 0
+    private var writtenBack = 0
+    private static let writeBehind = 8 << 20
 
     init(io: any FileIO, fd: Int32, path: String) {
         self.io = io
@@ -114,6 +119,7 @@ private struct SequentialFile {
         if buffer.count + bytes.count > (1 << 20) { try drain() }
         if bytes.count >= (1 << 20) {
             try io.write(fd, bytes, path: path)
+            startWriteback()
         } else {
             buffer.append(contentsOf: bytes)
         }
@@ -127,19 +133,309 @@ private struct SequentialFile {
         try withBytes(of: v.littleEndian) { (b) throws(SextantError) in try write(b) }
     }
 
-    mutating func align() throws(SextantError) {
-        let r = offset % SegmentFile.alignment
-        if r != 0 { try write([UInt8](repeating: 0, count: SegmentFile.alignment - r)) }
+    mutating func align(to alignment: Int = SegmentFile.alignment) throws(SextantError) {
+        let r = offset % alignment
+        if r != 0 { try write([UInt8](repeating: 0, count: alignment - r)) }
     }
 
     mutating func drain() throws(SextantError) {
         guard !buffer.isEmpty else { return }
         try buffer.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: path) }
         buffer.removeAll(keepingCapacity: true)
+        startWriteback()
+    }
+
+    /// Advisory: an error here only means the final fsync does more of the work.
+    private mutating func startWriteback() {
+        let flushed = offset - buffer.count
+        if flushed - writtenBack >= Self.writeBehind {
+            _ = sx_start_writeback(fd, Int64(writtenBack), Int64(flushed - writtenBack))
+            writtenBack = flushed
+        }
     }
 }
 
-/// Writes an immutable segment file: to a temp name, fsync, rename, fsync of the directory.
+/// A blob section's bytes as they are appended: in memory up to `limit`, then in a side file next to the
+/// segment being built, so a builder's memory does not grow with its metadata and documents.
+private struct SpillBlob {
+    let io: any FileIO
+    let sidePath: String
+    var memory: [UInt8] = []
+    var offsets: [UInt64] = [0]
+    var total = 0
+    var fd: Int32 = -1
+    static let limit = 4 << 20
+
+    init(io: any FileIO, sidePath: String) {
+        self.io = io
+        self.sidePath = sidePath
+    }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) throws(SextantError) {
+        memory.append(contentsOf: bytes)
+        total += bytes.count
+        offsets.append(UInt64(total))
+        if memory.count >= Self.limit { try spill() }
+    }
+
+    mutating func appendEmpty() { offsets.append(UInt64(total)) }
+
+    private mutating func spill() throws(SextantError) {
+        if fd < 0 { fd = try io.open(sidePath, flags: O_RDWR | O_CREAT | O_TRUNC, mode: 0o600) }
+        try memory.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: sidePath) }
+        memory.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes `data ‖ zero pad to 8 ‖ offsets:u64[rows + 1]` (see ``SegmentWriter``) to `f`.
+    mutating func emit(into f: inout SequentialFile) throws(SextantError) {
+        if fd >= 0 {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+            defer { buffer.deallocate() }
+            var at = 0
+            while true {
+                let got = try io.pread(fd, into: buffer, at: Int64(at), path: sidePath)
+                if got == 0 { break }
+                try f.write(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
+                at += got
+            }
+            guard at + memory.count == total else {
+                throw SextantError(.io, "\(sidePath): read back \(at) of \(total - memory.count) bytes")
+            }
+        }
+        try f.write(memory)
+        let pad = (8 - total % 8) % 8
+        if pad > 0 { try f.write([UInt8](repeating: 0, count: pad)) }
+        try offsets.withBytes { (b) throws(SextantError) in try f.write(b) }
+        discard()
+    }
+
+    mutating func discard() {
+        if fd >= 0 {
+            io.close(fd)
+            try? io.unlink(sidePath)
+            fd = -1
+        }
+        memory = []
+    }
+}
+
+/// Builds an immutable segment file from rows appended one at a time: vectors stream straight to the
+/// file; keys, inverse norms and row offsets (a few dozen bytes a row) stay in memory; metadata and
+/// documents go to ``SpillBlob``s. ``finish(maxSeq:)`` writes the remaining sections and the footer,
+/// fsyncs, renames the temp file into place and fsyncs the directory; until then nothing is visible
+/// under `path`, and ``abandon()`` (or deinit) removes the temp files.
+package final class SegmentBuilder {
+    package let path: String
+    package let segmentID: UInt64
+    package let dimension: Int
+    let metric: Metric
+    let io: any FileIO
+    private let tmp: String
+    private var fd: Int32
+    private var f: SequentialFile
+    private var entries: [SegmentWriter.Entry] = []
+    private var vectorsStart = 0
+    package private(set) var rowCount = 0
+    private var inverseNorms: [Float] = []
+    private var keyBytes: [UInt8] = []
+    private var keyOffsets: [UInt64] = [0]
+    private var metadata: SpillBlob
+    private var documents: SpillBlob
+    private var presence: [UInt64] = []
+    private var done = false
+
+    package init(io: any FileIO, path: String, segmentID: UInt64, dimension: Int, metric: Metric) throws(SextantError) {
+        self.io = io
+        self.path = path
+        self.segmentID = segmentID
+        self.dimension = dimension
+        self.metric = metric
+        tmp = path + ".tmp"
+        fd = try io.open(tmp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+        f = SequentialFile(io: io, fd: fd, path: tmp)
+        metadata = SpillBlob(io: io, sidePath: path + ".metadata.tmp")
+        documents = SpillBlob(io: io, sidePath: path + ".documents.tmp")
+        do throws(SextantError) {
+            // The header is written last (it holds the row count); reserve its place.
+            try f.write([UInt8](repeating: 0, count: SegmentFile.headerSize))
+            try f.align()
+            vectorsStart = f.offset
+            f.crc = 0
+        } catch {
+            abandon()
+            throw error
+        }
+    }
+
+    deinit { if !done { abandon() } }
+
+    /// Bytes written so far (vectors, mostly): what a caller sizing segments compares with its limit.
+    package var bytesWritten: Int { f.offset + metadata.total + documents.total + keyBytes.count }
+
+    /// Appends one row. `inverseNorm` is 1 / ‖vector‖ (0 for a zero vector); `document` nil means none.
+    package func append(
+        vector: UnsafeBufferPointer<Float>, inverseNorm: Float, key: UnsafeRawBufferPointer, metadata meta: UnsafeRawBufferPointer,
+        document: UnsafeRawBufferPointer?
+    ) throws(SextantError) {
+        precondition(!done && vector.count == dimension)
+        try f.write(UnsafeRawBufferPointer(vector))
+        inverseNorms.append(inverseNorm)
+        keyBytes.append(contentsOf: key)
+        keyOffsets.append(UInt64(keyBytes.count))
+        try metadata.append(meta)
+        if rowCount % 64 == 0 { presence.append(0) }
+        if let document {
+            presence[rowCount >> 6] |= 1 << UInt64(rowCount & 63)
+            try documents.append(document)
+        } else {
+            documents.appendEmpty()
+        }
+        rowCount += 1
+    }
+
+    /// The key of an appended row.
+    package func key(_ row: Int) -> [UInt8] { Array(keyBytes[Int(keyOffsets[row])..<Int(keyOffsets[row + 1])]) }
+
+    /// Writes the rest of the file and publishes it under `path`. Returns the file size in bytes.
+    @discardableResult
+    package func finish(maxSeq: UInt64) throws(SextantError) -> Int {
+        precondition(!done)
+        do throws(SextantError) {
+            let size = try writeRest(maxSeq: maxSeq)
+            try io.fsync(fd, path: tmp)
+            io.close(fd)
+            fd = -1
+            try io.rename(tmp, to: path)
+            done = true
+            try io.syncDirectory(parentDirectory(of: path))
+            return size
+        } catch {
+            if !done { abandon() }
+            throw error
+        }
+    }
+
+    /// Removes the temp files (an unfinished build leaves nothing behind).
+    package func abandon() {
+        done = true
+        if fd >= 0 {
+            io.close(fd)
+            fd = -1
+        }
+        try? io.unlink(tmp)
+        metadata.discard()
+        documents.discard()
+    }
+
+    private func writeRest(maxSeq: UInt64) throws(SextantError) -> Int {
+        let n = rowCount
+        entries.append(.init(kind: .vectors, offset: vectorsStart, length: f.offset - vectorsStart, crc: f.crc))
+        func section(_ kind: SectionKind, _ body: (inout SequentialFile) throws(SextantError) -> Void) throws(SextantError) {
+            try f.align()
+            let start = f.offset
+            f.crc = 0
+            try body(&f)
+            entries.append(SegmentWriter.Entry(kind: kind, offset: start, length: f.offset - start, crc: f.crc))
+        }
+        try section(.inverseNorms) { (f) throws(SextantError) in try inverseNorms.withBytes { (b) throws(SextantError) in try f.write(b) } }
+        inverseNorms = []
+
+        // Keys: blob plus sorted order and Bloom filter.
+        try section(.keys) { (f) throws(SextantError) in
+            try f.write(keyBytes)
+            let pad = (8 - keyBytes.count % 8) % 8
+            if pad > 0 { try f.write([UInt8](repeating: 0, count: pad)) }
+            try keyOffsets.withBytes { (b) throws(SextantError) in try f.write(b) }
+        }
+        var order = [UInt32](unsafeUninitializedCapacity: n) { buf, count in
+            for i in 0..<n { buf[i] = UInt32(i) }
+            count = n
+        }
+        let offsets = keyOffsets
+        keyBytes.withUnsafeBytes { kb in
+            order.sort { a, b in
+                let ka = UnsafeRawBufferPointer(rebasing: kb[Int(offsets[Int(a)])..<Int(offsets[Int(a) + 1])])
+                let kb2 = UnsafeRawBufferPointer(rebasing: kb[Int(offsets[Int(b)])..<Int(offsets[Int(b) + 1])])
+                return compareKeys(ka, kb2) < 0
+            }
+        }
+        // Two rows with one key would make the segment answer for an id twice.
+        try keyBytes.withBytes { (kb) throws(SextantError) in
+            for i in 1..<max(1, n) {
+                let a = Int(order[i - 1]), b = Int(order[i])
+                let ka = UnsafeRawBufferPointer(rebasing: kb[Int(offsets[a])..<Int(offsets[a + 1])])
+                let kb2 = UnsafeRawBufferPointer(rebasing: kb[Int(offsets[b])..<Int(offsets[b + 1])])
+                if compareKeys(ka, kb2) == 0 {
+                    throw SextantError(.corrupt, "record \(RecordID(key: ka).map { "\($0)" } ?? "?") appears twice (rows \(min(a, b)) and \(max(a, b)))")
+                }
+            }
+        }
+        try section(.keyOrder) { (f) throws(SextantError) in try order.withBytes { (b) throws(SextantError) in try f.write(b) } }
+        order = []
+
+        let blocks = BlockedBloom.blockCount(forKeys: n)
+        var bloom = [UInt64](repeating: 0, count: blocks * BlockedBloom.blockBits / 64)
+        keyBytes.withUnsafeBytes { kb in
+            for row in 0..<n {
+                let h = keyHash(UnsafeRawBufferPointer(rebasing: kb[Int(offsets[row])..<Int(offsets[row + 1])]))
+                BlockedBloom.positions(h, blocks: blocks) { bit in bloom[bit >> 6] |= 1 << UInt64(bit & 63) }
+            }
+        }
+        keyBytes = []
+        keyOffsets = []
+        try section(.bloom) { (f) throws(SextantError) in
+            try f.write(UInt32(blocks))
+            try f.write(UInt32(BlockedBloom.probes))
+            try f.write([UInt8](repeating: 0, count: 56))
+            try bloom.withBytes { (b) throws(SextantError) in try f.write(b) }
+        }
+        try section(.metadata) { (f) throws(SextantError) in try metadata.emit(into: &f) }
+        try section(.documents) { (f) throws(SextantError) in try documents.emit(into: &f) }
+        presence.append(contentsOf: repeatElement(0, count: (n + 63) / 64 - presence.count))
+        try section(.documentPresence) { (f) throws(SextantError) in try presence.withBytes { (b) throws(SextantError) in try f.write(b) } }
+
+        // Section table, then the footer.
+        try f.align()
+        let tableOffset = f.offset
+        var table = ByteWriter(capacity: entries.count * SegmentFile.tableEntrySize)
+        for e in entries {
+            table.u32(e.kind.rawValue)
+            table.u32(0)
+            table.u64(UInt64(e.offset))
+            table.u64(UInt64(e.length))
+            table.u32(e.crc)
+            table.u32(0)
+        }
+        try f.write(table.bytes)
+        var footer = ByteWriter(capacity: SegmentFile.footerSize)
+        footer.u64(UInt64(tableOffset))
+        footer.u32(UInt32(entries.count))
+        footer.u32(CRC32C.checksum(table.bytes))
+        footer.u32(SegmentFile.version)
+        footer.u32(0)
+        footer.raw(SegmentFile.footerMagic)
+        try f.write(footer.bytes)
+        try f.drain()
+
+        var header = ByteWriter(capacity: SegmentFile.headerSize)
+        header.raw(SegmentFile.magic)
+        header.u32(SegmentFile.version)
+        header.u32(0)
+        header.u32(UInt32(dimension))
+        header.u8(metric.code)
+        header.zeros(3)
+        header.u64(UInt64(n))
+        header.u64(segmentID)
+        header.u64(maxSeq)
+        header.zeros(SegmentFile.headerSize - 4 - header.bytes.count)
+        header.u32(CRC32C.checksum(header.bytes))
+        try io.seek(fd, to: 0, path: tmp)
+        try header.bytes.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
+        return f.offset
+    }
+}
+
+/// Writes an immutable segment file from a row source: to a temp name, fsync, rename, fsync of the directory.
 package enum SegmentWriter {
     package struct Entry {
         var kind: SectionKind
@@ -154,160 +450,16 @@ package enum SegmentWriter {
         io: any FileIO, path: String, segmentID: UInt64, dimension: Int, metric: Metric, maxSeq: UInt64,
         source: some SegmentRowSource
     ) throws(SextantError) -> Int {
-        try io.createAtomically(path) { (fd, tmp) throws(SextantError) -> Int in
-            var f = SequentialFile(io: io, fd: fd, path: tmp)
-            let n = source.rowCount
-
-            var header = ByteWriter(capacity: SegmentFile.headerSize)
-            header.raw(SegmentFile.magic)
-            header.u32(SegmentFile.version)
-            header.u32(0)
-            header.u32(UInt32(dimension))
-            header.u8(metric.code)
-            header.zeros(3)
-            header.u64(UInt64(n))
-            header.u64(segmentID)
-            header.u64(maxSeq)
-            header.zeros(SegmentFile.headerSize - 4 - header.bytes.count)
-            header.u32(CRC32C.checksum(header.bytes))
-            try f.write(header.bytes)
-
-            var entries: [Entry] = []
-            func section(_ kind: SectionKind, _ body: (inout SequentialFile) throws(SextantError) -> Void) throws(SextantError) {
-                try f.align()
-                let start = f.offset
-                f.crc = 0
-                try body(&f)
-                entries.append(Entry(kind: kind, offset: start, length: f.offset - start, crc: f.crc))
-            }
-
-            try section(.vectors) { (f) throws(SextantError) in
-                let step = max(1, (32 << 20) / max(1, dimension * 4))
-                for row in 0..<n {
-                    try f.write(UnsafeRawBufferPointer(try source.vector(row)))
-                    if row % step == step - 1 { source.releasePages() }
-                }
-                source.releasePages()
-            }
-            try section(.inverseNorms) { (f) throws(SextantError) in
-                var chunk: [Float] = []
-                chunk.reserveCapacity(4096)
-                for row in 0..<n {
-                    chunk.append(try source.inverseNorm(row))
-                    if chunk.count == 4096 || row == n - 1 {
-                        try chunk.withBytes { (b) throws(SextantError) in try f.write(b) }
-                        chunk.removeAll(keepingCapacity: true)
-                    }
-                }
-            }
-
-            // Keys: blob plus sorted order and Bloom filter, built from an in-memory copy of the keys
-            // (ids are short; the vectors, which are not, are streamed).
-            var keyOffsets = [UInt64](repeating: 0, count: n + 1)
-            var keyBytes: [UInt8] = []
-            var hashes = [UInt64](repeating: 0, count: n)
-            for row in 0..<n {
-                let k = try source.key(row)
-                keyBytes.append(contentsOf: k)
-                hashes[row] = keyHash(k)
-                keyOffsets[row + 1] = UInt64(keyBytes.count)
-            }
-            try section(.keys) { (f) throws(SextantError) in try writeBlob(&f, keyBytes, keyOffsets) }
-
-            var order = [UInt32](unsafeUninitializedCapacity: n) { buf, count in
-                for i in 0..<n { buf[i] = UInt32(i) }
-                count = n
-            }
-            keyBytes.withUnsafeBytes { kb in
-                order.sort { a, b in
-                    let ka = UnsafeRawBufferPointer(rebasing: kb[Int(keyOffsets[Int(a)])..<Int(keyOffsets[Int(a) + 1])])
-                    let kb2 = UnsafeRawBufferPointer(rebasing: kb[Int(keyOffsets[Int(b)])..<Int(keyOffsets[Int(b) + 1])])
-                    return compareKeys(ka, kb2) < 0
-                }
-            }
-            try section(.keyOrder) { (f) throws(SextantError) in
-                try order.withBytes { (b) throws(SextantError) in try f.write(b) }
-            }
-            keyBytes = []
-
-            let blocks = BlockedBloom.blockCount(forKeys: n)
-            var bloom = [UInt64](repeating: 0, count: blocks * BlockedBloom.blockBits / 64)
-            for h in hashes {
-                BlockedBloom.positions(h, blocks: blocks) { bit in bloom[bit >> 6] |= 1 << UInt64(bit & 63) }
-            }
-            try section(.bloom) { (f) throws(SextantError) in
-                try f.write(UInt32(blocks))
-                try f.write(UInt32(BlockedBloom.probes))
-                try f.write([UInt8](repeating: 0, count: 56))
-                try bloom.withBytes { (b) throws(SextantError) in try f.write(b) }
-            }
-
-            try section(.metadata) { (f) throws(SextantError) in
-                var offsets = [UInt64](repeating: 0, count: n + 1)
-                var total = 0
-                for row in 0..<n {
-                    let m = try source.metadata(row)
-                    try f.write(m)
-                    total += m.count
-                    offsets[row + 1] = UInt64(total)
-                }
-                try finishBlob(&f, total, offsets)
-            }
-
-            var presence = Bitmap(count: n)
-            try section(.documents) { (f) throws(SextantError) in
-                var offsets = [UInt64](repeating: 0, count: n + 1)
-                var total = 0
-                for row in 0..<n {
-                    if let d = try source.document(row) {
-                        presence.insert(row)
-                        try f.write(d)
-                        total += d.count
-                    }
-                    offsets[row + 1] = UInt64(total)
-                }
-                try finishBlob(&f, total, offsets)
-            }
-            try section(.documentPresence) { (f) throws(SextantError) in
-                try presence.words.withBytes { (b) throws(SextantError) in try f.write(b) }
-            }
-
-            // Section table, then the footer.
-            try f.align()
-            let tableOffset = f.offset
-            var table = ByteWriter(capacity: entries.count * SegmentFile.tableEntrySize)
-            for e in entries {
-                table.u32(e.kind.rawValue)
-                table.u32(0)
-                table.u64(UInt64(e.offset))
-                table.u64(UInt64(e.length))
-                table.u32(e.crc)
-                table.u32(0)
-            }
-            try f.write(table.bytes)
-            var footer = ByteWriter(capacity: SegmentFile.footerSize)
-            footer.u64(UInt64(tableOffset))
-            footer.u32(UInt32(entries.count))
-            footer.u32(CRC32C.checksum(table.bytes))
-            footer.u32(SegmentFile.version)
-            footer.u32(0)
-            footer.raw(SegmentFile.footerMagic)
-            try f.write(footer.bytes)
-            try f.drain()
-            return f.offset
+        let builder = try SegmentBuilder(io: io, path: path, segmentID: segmentID, dimension: dimension, metric: metric)
+        let step = max(1, (32 << 20) / max(1, dimension * 4))
+        for row in 0..<source.rowCount {
+            try builder.append(
+                vector: try source.vector(row), inverseNorm: try source.inverseNorm(row), key: try source.key(row),
+                metadata: try source.metadata(row), document: try source.document(row))
+            if row % step == step - 1 { source.releasePages() }
         }
-    }
-
-    private static func writeBlob(_ f: inout SequentialFile, _ bytes: [UInt8], _ offsets: [UInt64]) throws(SextantError) {
-        try f.write(bytes)
-        try finishBlob(&f, bytes.count, offsets)
-    }
-
-    /// A blob is `data ‖ zero pad to 8 ‖ offsets:u64[rowCount + 1]`; row i is data[offsets[i]..<offsets[i+1]].
-    private static func finishBlob(_ f: inout SequentialFile, _ dataLength: Int, _ offsets: [UInt64]) throws(SextantError) {
-        let pad = (8 - dataLength % 8) % 8
-        if pad > 0 { try f.write([UInt8](repeating: 0, count: pad)) }
-        try offsets.withBytes { (b) throws(SextantError) in try f.write(b) }
+        source.releasePages()
+        return try builder.finish(maxSeq: maxSeq)
     }
 }
 

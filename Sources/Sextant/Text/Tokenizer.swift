@@ -63,6 +63,46 @@ public struct Tokenizer: Sendable, Hashable {
         emit()
     }
 
+    /// Calls `body` with the UTF-8 bytes of each word of `text` (valid only during the call): the same
+    /// words as ``forEachToken(_:_:)``. ASCII text, the common case, is split and lowercased byte by byte
+    /// without making strings; text with other characters takes the Unicode path.
+    package func forEachToken(utf8 text: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+        var ascii = true
+        for b in text where b >= 0x80 {
+            ascii = false
+            break
+        }
+        guard ascii, !text.isEmpty else {
+            if text.isEmpty { return }
+            forEachToken(String(decoding: text, as: UTF8.self)) { w in
+                var w = w
+                w.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+            }
+            return
+        }
+        withUnsafeTemporaryAllocation(byteCount: text.count, alignment: 1) { scratch in
+            var n = 0
+            func emit() {
+                if n == 0 { return }
+                let w = UnsafeRawBufferPointer(rebasing: scratch[0..<n])
+                n = 0
+                if stopWords.isEmpty || !stopWords.contains(String(decoding: w, as: UTF8.self)) { body(w) }
+            }
+            for b in text {
+                if (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x7A) {
+                    scratch[n] = b
+                    n += 1
+                } else if b >= 0x41 && b <= 0x5A {
+                    scratch[n] = b | 0x20
+                    n += 1
+                } else {
+                    emit()
+                }
+            }
+            emit()
+        }
+    }
+
     private static func isWordScalar(_ s: Unicode.Scalar) -> Bool {
         switch s.properties.generalCategory {
         case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,

@@ -239,6 +239,24 @@ struct FilterFuzz {
         #expect(Tokenizer(stopWords: ["the"]).tokens("The THE fox") == ["fox"])
     }
 
+    /// The byte-level tokenizer the index builder uses gives exactly the words of the string one, on
+    /// random text mixing ASCII, accented letters, CJK, digits and punctuation, with and without stop words.
+    @Test func theByteTokenizerAgreesWithTheStringTokenizer() {
+        var rng = RepeatableRandomNumberGenerator(seed: 77)
+        let ascii = Array("abcXYZ019 ,.-_!?\n\t").map(String.init)
+        let alphabet = ascii + Array("éÉß東京ı").map(String.init)
+        for stop in [Tokenizer.default, Tokenizer(stopWords: ["abc", "x"])] {
+            for i in 0..<1000 {
+                let alphabet = i % 2 == 0 ? ascii : alphabet
+                let text = (0..<Int.random(in: 0...40, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }.joined()
+                var viaBytes: [String] = []
+                var t = text
+                t.withUTF8 { u in stop.forEachToken(utf8: UnsafeRawBufferPointer(u)) { viaBytes.append(String(decoding: $0, as: UTF8.self)) } }
+                #expect(viaBytes == stop.tokens(text), "\(text.debugDescription)")
+            }
+        }
+    }
+
     @Test func keyPathsReachIntoObjectsAndArrays() throws {
         let m = try JSONParser.parse(#"{"a":{"b":[1,2]},"items":[{"k":"x"},{"k":"y"},{"z":1}],"grid":[[1,2],[3]]}"#)
         #expect(try KeyPath("a.b").values(in: m) == [.int(1), .int(2)])
