@@ -73,6 +73,10 @@ void sx_i8_dot_gather(const int8_t *q, const int8_t *base, const uint32_t *ids, 
 // The portable reference (tests compare the fast path against it).
 void sx_i8_dot_gather_scalar(const int8_t *q, const int8_t *base, const uint32_t *ids, size_t n, size_t d, int32_t *out);
 
+// Sum of squares of v in double precision, in a fixed order (deterministic everywhere). Finite iff every
+// element is finite (a float squared cannot overflow a double); 0 iff every element is 0.
+double sx_sumsq_f64(const float *v, size_t d);
+
 // Starts writeback of a file range without waiting (Linux sync_file_range SYNC_FILE_RANGE_WRITE): large
 // sequential writes then reach the disk while the writer goes on, so the final fsync has little left to
 // do. Advisory only (no durability promise); returns 0, or -1 with errno set; a no-op elsewhere.

@@ -135,33 +135,88 @@ final class ContentWriter {
     }
 }
 
+/// Reads a file's content through an optional decompressor, keeping the CRC-32C and size of what it
+/// returned, so a caller can check a file against its manifest in the same pass that uses its bytes.
+final class ContentReader {
+    let path: String
+    let io: any FileIO
+    private let fd: Int32
+    private var codec: OpaquePointer?
+    private var offset: Int64 = 0
+    private(set) var crc: UInt32 = 0
+    private(set) var count = 0
+
+    init(io: any FileIO, path: String, compression: Compression) throws(SextantError) {
+        self.io = io
+        self.path = path
+        fd = try io.open(path, flags: O_RDONLY, mode: 0)
+        if compression != .none {
+            var err = [CChar](repeating: 0, count: 256)
+            guard let r = sx_codec_reader_open(compression.codec, fd, &err, err.count) else {
+                io.close(fd)
+                throw SextantError(.invalidArgument, "\(path): \(message(err))")
+            }
+            codec = r
+        }
+    }
+
+    deinit {
+        if let codec { sx_codec_reader_close(codec) }
+        io.close(fd)
+    }
+
+    /// Reads up to `buffer.count` bytes; 0 at the end of the content.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(SextantError) -> Int {
+        guard !buffer.isEmpty else { return 0 }
+        let got: Int
+        if let codec {
+            var err = [CChar](repeating: 0, count: 256)
+            let n = sx_codec_read(codec, buffer.baseAddress, buffer.count, &err, err.count)
+            if n < 0 { throw SextantError(.corrupt, "\(path): \(message(err))") }
+            got = n
+        } else {
+            got = try io.pread(fd, into: buffer, at: offset, path: path)
+            offset += Int64(got)
+        }
+        crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer[0..<got]), seed: crc)
+        count += got
+        return got
+    }
+
+    /// Fills `buffer` unless the content ends first; returns the bytes read.
+    func readFully(into buffer: UnsafeMutableRawBufferPointer) throws(SextantError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let got = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+            if got == 0 { break }
+            done += got
+        }
+        return done
+    }
+
+    /// Reads (and checksums) whatever is left.
+    func drain() throws(SextantError) {
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+        defer { scratch.deallocate() }
+        while try read(into: scratch) > 0 {}
+    }
+}
+
 /// Decompresses `path` (or copies it, uncompressed) to `to`, returning the content's CRC-32C and size.
 func decompress(io: any FileIO, _ path: String, compression: Compression, to: String) throws(SextantError) -> (crc: UInt32, bytes: Int) {
     if compression == .none {
         let crc = try Database.copyWithChecksum(io, path, to: to)
         return (crc, try fileSize(io, to))
     }
-    let src = try io.open(path, flags: O_RDONLY, mode: 0)
-    defer { io.close(src) }
-    var crc: UInt32 = 0
-    var total = 0
+    let reader = try ContentReader(io: io, path: path, compression: compression)
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
     defer { buffer.deallocate() }
     try io.createAtomically(to) { (fd, tmp) throws(SextantError) in
-        var err = [CChar](repeating: 0, count: 256)
-        guard let r = sx_codec_reader_open(compression.codec, src, &err, err.count) else {
-            throw SextantError(.invalidArgument, "\(path): \(message(err))")
-        }
-        defer { sx_codec_reader_close(r) }
         while true {
-            let got = sx_codec_read(r, buffer.baseAddress, buffer.count, &err, err.count)
-            if got < 0 { throw SextantError(.corrupt, "\(path): \(message(err))") }
+            let got = try reader.read(into: buffer)
             if got == 0 { break }
-            let slice = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
-            crc = CRC32C.checksum(slice, seed: crc)
-            try io.write(fd, slice, path: tmp)
-            total += got
+            try io.write(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<got]), path: tmp)
         }
     }
-    return (crc, total)
+    return (reader.crc, reader.count)
 }

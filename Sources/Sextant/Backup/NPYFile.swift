@@ -34,52 +34,12 @@ public final class NPYFile: @unchecked Sendable {  // immutable after init
         let map = try io.mapReadOnly(fd, length: size, path: path)
         var ok = false
         defer { if !ok { io.unmap(map) } }
-        let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
-        guard size >= 10, Array(map[0..<6]) == magic else {
-            throw SextantError(.parse, "\(path): not a NumPy .npy file (bad magic)")
-        }
-        let major = map[6]
-        let headerLength: Int
-        let headerStart: Int
-        switch major {
-        case 1:
-            headerLength = Int(map[8]) | Int(map[9]) << 8
-            headerStart = 10
-        case 2, 3:
-            guard size >= 12 else { throw SextantError(.parse, "\(path): truncated .npy header") }
-            headerLength = Int(map.u32(at: 8))
-            headerStart = 12
-        default:
-            throw SextantError(.unsupportedVersion, "\(path): .npy format version \(major) is not supported")
-        }
-        guard headerStart + headerLength <= size else { throw SextantError(.parse, "\(path): truncated .npy header") }
-        let header = String(decoding: map[headerStart..<(headerStart + headerLength)], as: UTF8.self)
-        func field(_ name: String) -> Substring? {
-            guard let r = header.range(of: "'\(name)':") else { return nil }
-            return header[r.upperBound...].drop { $0 == " " }
-        }
-        guard let descrField = field("descr"), let q = descrField.dropFirst().firstIndex(of: "'") else {
-            throw SextantError(.parse, "\(path): .npy header has no 'descr'")
-        }
-        let descr = String(descrField.dropFirst()[..<q])
-        guard let type = ElementType(rawValue: descr.replacingOccurrences(of: "=", with: "<")) else {
-            throw SextantError(.parse, "\(path): element type \(descr) is not supported (use little-endian float32, float16 or float64)")
-        }
-        elementType = type
-        if let fortran = field("fortran_order"), fortran.hasPrefix("True") {
-            throw SextantError(.parse, "\(path): Fortran-order arrays are not supported; save with np.ascontiguousarray")
-        }
-        guard let shapeField = field("shape"), shapeField.first == "(", let close = shapeField.firstIndex(of: ")") else {
-            throw SextantError(.parse, "\(path): .npy header has no 'shape'")
-        }
-        let dims = shapeField.dropFirst()[..<close].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        let shape = dims.compactMap { Int($0) }
-        guard shape.count == dims.count, (1...2).contains(shape.count) else {
-            throw SextantError(.parse, "\(path): expected a 1-D or 2-D array, the shape is (\(dims.joined(separator: ", ")))")
-        }
-        rows = shape[0]
-        columns = shape.count == 2 ? shape[1] : 1
-        dataOffset = headerStart + headerLength
+        let header = try NPYHeader.parse(map, path: path)
+        elementType = header.elementType
+        rows = header.rows
+        columns = header.columns
+        dataOffset = header.dataOffset
+        let type = header.elementType
         let elementSize = type == .float32 ? 4 : type == .float16 ? 2 : 8
         guard dataOffset + rows * columns * elementSize <= size else {
             throw SextantError(.parse, "\(path): the file holds \(size - dataOffset) data bytes; shape (\(rows), \(columns)) needs \(rows * columns * elementSize)")
@@ -111,6 +71,86 @@ public final class NPYFile: @unchecked Sendable {  // immutable after init
             return (0..<columns).map { Float(base.loadUnaligned(fromByteOffset: (i * columns + $0) * 8, as: Double.self)) }
         case .float16:
             return (0..<columns).map { Float(float16Bits: base.loadUnaligned(fromByteOffset: (i * columns + $0) * 2, as: UInt16.self)) }
+        }
+    }
+}
+
+/// The header of a `.npy` file: element type, shape and where the data starts.
+package struct NPYHeader {
+    package var elementType: NPYFile.ElementType
+    package var rows: Int
+    package var columns: Int
+    package var dataOffset: Int
+    package var elementSize: Int { elementType == .float32 ? 4 : elementType == .float16 ? 2 : 8 }
+
+    /// The bytes the header occupies, from the first 12 bytes of the file (nil: too short to tell).
+    static func length(_ prefix: UnsafeRawBufferPointer) -> Int? {
+        guard prefix.count >= 10 else { return nil }
+        switch prefix[6] {
+        case 1: return 10 + (Int(prefix[8]) | Int(prefix[9]) << 8)
+        case 2, 3: return prefix.count >= 12 ? 12 + Int(prefix.u32(at: 8)) : nil
+        default: return 10
+        }
+    }
+
+    /// Parses the header at the start of `bytes` (which holds at least the whole header).
+    package static func parse(_ bytes: UnsafeRawBufferPointer, path: String) throws(SextantError) -> NPYHeader {
+        let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
+        let size = bytes.count
+        guard size >= 10, Array(bytes[0..<6]) == magic else {
+            throw SextantError(.parse, "\(path): not a NumPy .npy file (bad magic)")
+        }
+        let major = bytes[6]
+        let headerLength: Int
+        let headerStart: Int
+        switch major {
+        case 1:
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+            headerStart = 10
+        case 2, 3:
+            guard size >= 12 else { throw SextantError(.parse, "\(path): truncated .npy header") }
+            headerLength = Int(bytes.u32(at: 8))
+            headerStart = 12
+        default:
+            throw SextantError(.unsupportedVersion, "\(path): .npy format version \(major) is not supported")
+        }
+        guard headerStart + headerLength <= size else { throw SextantError(.parse, "\(path): truncated .npy header") }
+        let header = String(decoding: bytes[headerStart..<(headerStart + headerLength)], as: UTF8.self)
+        func field(_ name: String) -> Substring? {
+            guard let r = header.range(of: "'\(name)':") else { return nil }
+            return header[r.upperBound...].drop { $0 == " " }
+        }
+        guard let descrField = field("descr"), let q = descrField.dropFirst().firstIndex(of: "'") else {
+            throw SextantError(.parse, "\(path): .npy header has no 'descr'")
+        }
+        let descr = String(descrField.dropFirst()[..<q])
+        guard let type = NPYFile.ElementType(rawValue: descr.replacingOccurrences(of: "=", with: "<")) else {
+            throw SextantError(.parse, "\(path): element type \(descr) is not supported (use little-endian float32, float16 or float64)")
+        }
+        if let fortran = field("fortran_order"), fortran.hasPrefix("True") {
+            throw SextantError(.parse, "\(path): Fortran-order arrays are not supported; save with np.ascontiguousarray")
+        }
+        guard let shapeField = field("shape"), shapeField.first == "(", let close = shapeField.firstIndex(of: ")") else {
+            throw SextantError(.parse, "\(path): .npy header has no 'shape'")
+        }
+        let dims = shapeField.dropFirst()[..<close].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let shape = dims.compactMap { Int($0) }
+        guard shape.count == dims.count, (1...2).contains(shape.count) else {
+            throw SextantError(.parse, "\(path): expected a 1-D or 2-D array, the shape is (\(dims.joined(separator: ", ")))")
+        }
+        return NPYHeader(elementType: type, rows: shape[0], columns: shape.count == 2 ? shape[1] : 1, dataOffset: headerStart + headerLength)
+    }
+
+    /// Converts `count` rows of `columns` elements at `source` to Float32 into `out`.
+    package func convert(_ source: UnsafeRawPointer, rows count: Int, into out: UnsafeMutablePointer<Float>) {
+        let n = count * columns
+        switch elementType {
+        case .float32:
+            UnsafeMutableRawPointer(out).copyMemory(from: source, byteCount: n * 4)
+        case .float64:
+            for i in 0..<n { out[i] = Float(source.loadUnaligned(fromByteOffset: i * 8, as: Double.self)) }
+        case .float16:
+            for i in 0..<n { out[i] = Float(float16Bits: source.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) }
         }
     }
 }

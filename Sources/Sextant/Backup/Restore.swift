@@ -92,6 +92,14 @@ extension Database {
                 throw SextantError(.cancelled, "the restore of '\(session.target)' was cancelled")
             }
         }
+        if !options.dryRun && !session.merging, let staging = session.staging {
+            // Nothing to reconcile with: write the hidden collection's segments directly.
+            try Self.loadDirect(io, directory, manifest, session, into: SegmentLoader(staging, context: directory)) { (n) throws(SextantError) in
+                done = n
+                try report("restore")
+            }
+            return try session.finish()
+        }
         for (i, chunk) in manifest.chunks.enumerated() {
             let (vectors, records) = try Self.unpack(io, directory, manifest, chunk, i, into: session.work)
             defer {
@@ -219,6 +227,129 @@ extension Database {
         return m
     }
 
+    /// Streams every chunk of an export into `loader`: one pass over each file, which is decompressed,
+    /// checksummed and parsed as it is read (no temporary copies). A file whose checksum or size does not
+    /// match the manifest fails the restore — reported as damage even when the damage first shows as bad
+    /// JSON or a bad vector — before anything is published.
+    static func loadDirect(
+        _ io: any FileIO, _ directory: String, _ m: ExportManifest, _ session: LoadSession, into loader: SegmentLoader,
+        progress: (Int) throws(SextantError) -> Void
+    ) throws(SextantError) {
+        let d = m.collection.dimension
+        let blockRows = max(1, (1 << 20) / (d * 4))
+        let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: blockRows * d * 8, alignment: 64)
+        defer { raw.deallocate() }
+        let floats = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * d)
+        defer { floats.deallocate() }
+        var done = 0
+        for chunk in m.chunks {
+            let recordsPath = directory + "/" + chunk.recordsFile.file
+            let records = try ContentReader(io: io, path: recordsPath, compression: m.compression)
+            let vectorsPath = chunk.vectors.map { directory + "/" + $0.file }
+            let vectors = try vectorsPath.map { (p) throws(SextantError) in try ContentReader(io: io, path: p, compression: m.compression) }
+            /// The real cause of a failure inside a chunk: a file that does not match the manifest.
+            func checkFiles() throws(SextantError) {
+                for (reader, info) in [(records, chunk.recordsFile), (vectors, chunk.vectors)] {
+                    guard let reader, let info else { continue }
+                    try reader.drain()
+                    guard reader.count == info.contentBytes, reader.crc == info.crc32c else {
+                        throw SextantError(.corrupt, "\(directory)/\(info.file): checksum mismatch (the file is damaged); nothing was restored")
+                    }
+                }
+            }
+            do throws(SextantError) {
+                var header: NPYHeader?
+                if let vectors, let vectorsPath {
+                    let h = try readNPYHeader(vectors, path: vectorsPath)
+                    guard h.rows == chunk.records, h.columns == d else {
+                        throw SextantError(.corrupt, "\(vectorsPath): holds \(h.rows) × \(h.columns), the manifest says \(chunk.records) × \(d)")
+                    }
+                    header = h
+                }
+                var row = 0, inBlock = 0, nextInBlock = 0
+                let reader = JSONLinesReader(name: recordsPath) { (buffer) throws(SextantError) in try records.read(into: buffer) }
+                var failure: SextantError?
+                try typed { try reader.forEachLine { line, lineNumber in
+                    do throws(SextantError) {
+                        guard row < chunk.records else {
+                            throw SextantError(.corrupt, "\(recordsPath): line \(lineNumber): more records than the \(chunk.records) the manifest lists")
+                        }
+                        let r = try JSONLinesReader.parseRecordLineKeepingMetadataBytes(line, lineNumber: lineNumber)
+                        guard let rawID = r.id else { throw SextantError(.parse, "\(recordsPath): line \(lineNumber): the record has no \"id\"") }
+                        let id = session.mapID(rawID)
+                        let vector: UnsafeBufferPointer<Float>
+                        if let vectors, let header, let vectorsPath {
+                            if r.vector != nil {
+                                throw SextantError(.parse, "\(recordsPath): line \(lineNumber): a records file must not hold vectors (they come from \(vectorsPath))")
+                            }
+                            if nextInBlock == inBlock {
+                                let want = min(blockRows, chunk.records - row)
+                                let bytes = want * d * header.elementSize
+                                guard try vectors.readFully(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<bytes])) == bytes else {
+                                    throw SextantError(.corrupt, "\(vectorsPath): ends after row \(row) of \(chunk.records)")
+                                }
+                                header.convert(raw.baseAddress!, rows: want, into: floats)
+                                (inBlock, nextInBlock) = (want, 0)
+                            }
+                            vector = UnsafeBufferPointer(start: floats + nextInBlock * d, count: d)
+                            nextInBlock += 1
+                        } else {
+                            guard let v = r.vector else { throw SextantError(.parse, "\(recordsPath): line \(lineNumber): the record has no \"vector\"") }
+                            guard v.count == d else {
+                                throw SextantError(.dimensionMismatch, "\(recordsPath): line \(lineNumber): the vector has \(v.count) values; the export's dimension is \(d)")
+                            }
+                            floats.update(from: v, count: d)
+                            vector = UnsafeBufferPointer(start: floats, count: d)
+                        }
+                        var document = r.document
+                        try (r.metadataJSON ?? []).withBytes { (meta) throws(SextantError) in
+                            if document == nil {
+                                try loader.append(id, vector: vector, metadata: meta, document: nil, place: "\(recordsPath): line \(lineNumber)")
+                            } else {
+                                try typed { try document!.withUTF8 { doc in
+                                    try loader.append(id, vector: vector, metadata: meta, document: UnsafeRawBufferPointer(doc), place: "\(recordsPath): line \(lineNumber)")
+                                } }
+                            }
+                        }
+                        row += 1
+                        done += 1
+                        if done % 10_000 == 0 { try progress(done) }
+                        return true
+                    } catch {
+                        failure = error
+                        return false
+                    }
+                } }
+                if let failure { throw failure }
+                guard row == chunk.records else {
+                    throw SextantError(.corrupt, "\(recordsPath): \(row) records, the manifest says \(chunk.records)")
+                }
+                try checkFiles()
+            } catch {
+                if error.code != .cancelled { try checkFiles() }
+                throw error
+            }
+        }
+        try loader.finish()
+        session.noteAdded(done)
+        try progress(done)
+    }
+
+    /// Reads exactly the header of a `.npy` stream.
+    static func readNPYHeader(_ reader: ContentReader, path: String) throws(SextantError) -> NPYHeader {
+        let prefix = UnsafeMutableRawBufferPointer.allocate(byteCount: 12, alignment: 8)
+        defer { prefix.deallocate() }
+        let got = try reader.readFully(into: prefix)
+        guard let length = NPYHeader.length(UnsafeRawBufferPointer(rebasing: prefix[0..<got])), length > got else {
+            return try NPYHeader.parse(UnsafeRawBufferPointer(rebasing: prefix[0..<got]), path: path)
+        }
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 8)
+        defer { bytes.deallocate() }
+        bytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: prefix[0..<got]))
+        let more = try reader.readFully(into: UnsafeMutableRawBufferPointer(rebasing: bytes[got...]))
+        return try NPYHeader.parse(UnsafeRawBufferPointer(rebasing: bytes[0..<(got + more)]), path: path)
+    }
+
     /// Decompresses one chunk's files into `work`, checking sizes and checksums; returns their paths.
     static func unpack(
         _ io: any FileIO, _ directory: String, _ m: ExportManifest, _ chunk: ExportManifest.Chunk, _ i: Int, into work: String
@@ -323,6 +454,8 @@ final class LoadSession {
             staging = try db.copyForMerge(c, work: work)
         } else {
             staging = try db.createStagingCollection(dimension: dimension, metric: metric, index: index)
+            // Before any record, so every segment's index file covers the fields from the start.
+            for spec in payloadIndexes { try staging!.createPayloadIndex(spec.key, type: spec.type) }
         }
         staging?.state.withLock { $0.unlogged = true }
     }
@@ -347,16 +480,26 @@ final class LoadSession {
         summary.added += ids.count - found.count
     }
 
+    /// The id a record gets: a new one after the collection's largest when remapping integer ids (noted for
+    /// the mapping file), else its own.
+    func mapID(_ id: RecordID) -> RecordID {
+        guard options.remapIDs, case .int = id else { return id }
+        let new = RecordID.int(nextID)
+        nextID &+= 1
+        mapping.append((id, new))
+        return new
+    }
+
+    /// Counts records a load added without ``apply(_:)`` (nothing to reconcile them with).
+    func noteAdded(_ n: Int) { summary.added += n }
+
     /// Remaps ids and applies the conflict policy to one batch.
     func apply(_ input: [Mutation]) throws(SextantError) -> [Mutation] {
         var batch = input
         if options.remapIDs {
             for k in batch.indices {
-                guard case .int = batch[k].id else { continue }
-                let new = RecordID.int(nextID)
-                nextID &+= 1
-                mapping.append((batch[k].id, new))
-                batch[k] = .upsert(new, vector: batch[k].vector, metadata: batch[k].metadata, document: batch[k].document)
+                let new = mapID(batch[k].id)
+                if new != batch[k].id { batch[k] = .upsert(new, vector: batch[k].vector, metadata: batch[k].metadata, document: batch[k].document) }
             }
         }
         guard merging, let staging else {
@@ -385,9 +528,6 @@ final class LoadSession {
     func finish() throws(SextantError) -> RestoreSummary {
         if options.mode == .override, let c = existing { summary.overwritten = try c.count() }
         guard !options.dryRun, let staging else { return summary }
-        if !merging {
-            for spec in payloadIndexes { try staging.createPayloadIndex(spec.key, type: spec.type) }
-        }
         if let file = options.mappingFile, options.remapIDs {
             var out: [UInt8] = []
             for (from, to) in mapping {

@@ -1,5 +1,7 @@
 // Sextant — an embedded vector database. Licensed under Apache-2.0.
 
+import CSextantKernels
+
 /// The in-memory table of recent writes.
 ///
 /// Rows are appended into fixed-capacity, 64-byte aligned vector storage that never moves, so a reader
@@ -67,10 +69,10 @@ package final class Memtable: @unchecked Sendable {  // guarded by Collection's 
     }
 }
 
-/// 1/‖v‖, or 0 for the zero vector; computed in Double so it is the same wherever it is computed.
+/// 1/‖v‖, or 0 for the zero vector; computed in Double in a fixed order (``sx_sumsq_f64``) so it is the
+/// same wherever it is computed.
 package func inverseNorm(_ v: UnsafeBufferPointer<Float>) -> Float {
-    var s: Double = 0
-    for x in v { s += Double(x) * Double(x) }
+    let s = v.isEmpty ? 0 : sx_sumsq_f64(v.baseAddress!, v.count)
     return s > 0 ? Float(1 / s.squareRoot()) : 0
 }
 

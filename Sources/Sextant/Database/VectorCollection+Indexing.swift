@@ -35,7 +35,9 @@ extension VectorCollection {
         state.withLock { s -> Segment? in
             if s.closed { return nil }
             guard let next = s.sealed.first(where: {
+                // Segments an import is still writing wait for its end-of-load merge (see `State.deferred`).
                 $0.graph == nil && $0.segment.rowCount >= max(1, index.minimumRowsForGraph) && !s.merging.contains($0.segment.id)
+                    && !s.deferred.contains($0.segment.id)
             }) else {
                 return nil
             }

@@ -1,5 +1,6 @@
 // Sextant — an embedded vector database. Licensed under Apache-2.0.
 
+import CSextantKernels
 import Dispatch
 import Foundation
 import Synchronization
@@ -306,11 +307,19 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     }
 
     package func validate(_ id: RecordID, vector: [Float], index: Int) throws(SextantError) {
+        try vector.withUnsafeBufferPointer { (v) throws(SextantError) in try validate(id, vector: v, index: index) }
+    }
+
+    package func validate(_ id: RecordID, vector: UnsafeBufferPointer<Float>, index: Int) throws(SextantError) {
         try validate(id, index: index)
         guard !vector.isEmpty else { throw SextantError(.invalidVector, "record \(index) (id \(id)): the vector is empty") }
         guard vector.count == dimension else {
             throw SextantError(.dimensionMismatch, "record \(index) (id \(id)): the vector has \(vector.count) values; collection '\(name)' has dimension \(dimension)")
         }
+        // One pass answers the common case: the sum of squares is finite and positive only when every
+        // value is finite and some value is not zero.
+        let sumsq = sx_sumsq_f64(vector.baseAddress!, vector.count)
+        if sumsq.isFinite && sumsq > 0 { return }
         var allZero = true
         for (j, x) in vector.enumerated() {
             if !x.isFinite { throw SextantError(.invalidVector, "record \(index) (id \(id)): vector[\(j)] is \(x.isNaN ? "NaN" : "infinite")") }
@@ -659,6 +668,31 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         return runs
     }
 
+    /// A builder for a new segment of this collection, its id taken now: for a loader that writes segments
+    /// itself (a restore into its hidden collection), bypassing the memtable and the log.
+    package func makeSegmentBuilder() throws(SextantError) -> SegmentBuilder {
+        let segmentID = state.withLock { s in
+            defer { s.nextSegmentID += 1 }
+            return s.nextSegmentID
+        }
+        return try SegmentBuilder(io: io, path: directory + "/" + SegmentFile.name(segmentID), segmentID: segmentID, dimension: dimension, metric: metric)
+    }
+
+    /// Finishes `builder` (see ``makeSegmentBuilder()``) and publishes its segment with its payload index.
+    /// During a bulk load its graph waits for the load to end.
+    package func publishBuiltSegment(_ builder: SegmentBuilder) throws(SextantError) -> Segment {
+        try builder.finish(maxSeq: 0)
+        let segment = try Segment(io: io, path: builder.path, expectedID: builder.segmentID)
+        var created = SealedSegment(segment: segment, deleted: Bitmap(count: segment.rowCount), generation: 0, persistedMarks: 0)
+        try runOptimizerNow { () throws(SextantError) in
+            try attachPayloadIndex(&created)
+            try publish(
+                removing: [], adding: created, mapMarks: { _, _ in }, checkpoint: nil,
+                finish: { s in if s.bulkLoads > 0 { s.deferred.insert(segment.id) } })
+        }
+        return segment
+    }
+
     /// Marks the start of a bulk load (an import): segments flushed until the matching
     /// ``endBulkLoad()`` wait for it before getting a graph.
     package func beginBulkLoad() {
@@ -668,7 +702,15 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     /// Ends a bulk load. When the last one ends, the rest of the memtable is flushed with the import's
     /// segments and those are merged into as few segments as `maxSegmentBytes` allows, in the background;
     /// then their graphs are built. ``waitForIndexing()`` waits for all of it.
-    package func endBulkLoad() {
+    package func endBulkLoad(merging: Bool = true) {
+        if !merging {
+            // The loader sized its segments itself; their graphs come with the next indexing pass.
+            state.withLock { s in
+                s.bulkLoads -= 1
+                if s.bulkLoads == 0 { s.deferred.removeAll() }
+            }
+            return
+        }
         let last = state.withLock { s in s.bulkLoads == 1 && !s.deferred.isEmpty && !s.closed }
         guard last, configuration.backgroundWork else {
             state.withLock { s in

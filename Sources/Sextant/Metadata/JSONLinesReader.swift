@@ -24,6 +24,8 @@ public final class JSONLinesReader {
     private let fd: Int32
     private let ownsDescriptor: Bool
     private let name: String
+    /// Where bytes come from when not from `fd` (a decompressing reader).
+    private let source: ((UnsafeMutableRawBufferPointer) throws(SextantError) -> Int)?
     private let chunkSize: Int
     private var buffer: UnsafeMutableRawBufferPointer
     /// Unconsumed bytes are `buffer[start..<filled]`; `buffer[start..<scanned]` is known to hold no newline.
@@ -42,6 +44,7 @@ public final class JSONLinesReader {
         self.fd = fileDescriptor
         self.ownsDescriptor = false
         self.name = "file descriptor \(fileDescriptor)"
+        self.source = nil
         self.chunkSize = max(1, chunkSize)
         self.buffer = .allocate(byteCount: self.chunkSize, alignment: 16)
     }
@@ -58,6 +61,18 @@ public final class JSONLinesReader {
         self.fd = fd
         self.ownsDescriptor = true
         self.name = path
+        self.source = nil
+        self.chunkSize = max(1, chunkSize)
+        self.buffer = .allocate(byteCount: self.chunkSize, alignment: 16)
+    }
+
+    /// Reads what `read` returns (it fills a buffer and returns the count, 0 at the end): for content that
+    /// needs decoding on the way, such as a compressed file (``ContentReader``).
+    package init(name: String, chunkSize: Int = JSONLinesReader.defaultChunkSize, read: @escaping (UnsafeMutableRawBufferPointer) throws(SextantError) -> Int) {
+        self.fd = -1
+        self.ownsDescriptor = false
+        self.name = name
+        self.source = read
         self.chunkSize = max(1, chunkSize)
         self.buffer = .allocate(byteCount: self.chunkSize, alignment: 16)
     }
@@ -153,6 +168,11 @@ public final class JSONLinesReader {
             if filled > 0 { grown.copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer[..<filled])) }
             buffer.deallocate()
             buffer = grown
+        }
+        if let source {
+            let n = try source(UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
+            if n == 0 { atEOF = true } else { filled += n }
+            return
         }
         while true {
             guard let base = buffer.baseAddress else { return }

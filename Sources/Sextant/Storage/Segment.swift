@@ -224,7 +224,7 @@ private struct SpillBlob {
 /// documents go to ``SpillBlob``s. ``finish(maxSeq:)`` writes the remaining sections and the footer,
 /// fsyncs, renames the temp file into place and fsyncs the directory; until then nothing is visible
 /// under `path`, and ``abandon()`` (or deinit) removes the temp files.
-package final class SegmentBuilder {
+package final class SegmentBuilder: @unchecked Sendable {  // used by one thread at a time (a loader hands it to its sealing thread)
     package let path: String
     package let segmentID: UInt64
     package let dimension: Int
@@ -243,6 +243,9 @@ package final class SegmentBuilder {
     private var documents: SpillBlob
     private var presence: [UInt64] = []
     private var done = false
+    /// Called by ``finish(maxSeq:)`` with every key, in key order, before the file is completed: a loader
+    /// checks there that no other segment holds the id.
+    package var keyCheck: ((UnsafeRawBufferPointer) throws(SextantError) -> Void)?
 
     package init(io: any FileIO, path: String, segmentID: UInt64, dimension: Int, metric: Metric) throws(SextantError) {
         self.io = io
@@ -361,6 +364,9 @@ package final class SegmentBuilder {
         }
         // Two rows with one key would make the segment answer for an id twice.
         try keyBytes.withBytes { (kb) throws(SextantError) in
+            if let keyCheck {
+                for i in 0..<n { try keyCheck(UnsafeRawBufferPointer(rebasing: kb[Int(offsets[Int(order[i])])..<Int(offsets[Int(order[i]) + 1])])) }
+            }
             for i in 1..<max(1, n) {
                 let a = Int(order[i - 1]), b = Int(order[i])
                 let ka = UnsafeRawBufferPointer(rebasing: kb[Int(offsets[a])..<Int(offsets[a + 1])])

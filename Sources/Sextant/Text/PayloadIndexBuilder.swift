@@ -30,7 +30,11 @@ extension PayloadIndexFile {
         var documents = PostingsBuilder(withFrequencies: true)
         var docLengths = [UInt32](repeating: 0, count: n)
         var rowTerms: [UInt32] = []
+        // Mapped pages read here count toward the process's memory until given back (they stay cached).
+        let text = [try segment.section(.documents), try segment.section(.metadata)]
+        defer { for t in text { segment.releasePages(t) } }
         for row in 0..<n {
+            if row % 65_536 == 65_535 { for t in text { segment.releasePages(t) } }
             if let d = try segment.document(row) {
                 rowTerms.removeAll(keepingCapacity: true)
                 tokenizer.forEachToken(utf8: d) { w in rowTerms.append(documents.terms.intern(w)) }
@@ -217,10 +221,14 @@ struct TermTable {
 struct PostingsBuilder {
     let withFrequencies: Bool
     var terms = TermTable()
-    /// Postings in arrival (row) order until ``sortByTerm()``, then in term order.
+    /// Postings in arrival (row) order until ``sortByTerm()``: each one's term (and frequency); the rows
+    /// that have postings, and where each one's postings end.
     private var termOf: [UInt32] = []
-    private var rows: [UInt32] = []
     private var tfs: [UInt32] = []
+    private var rowIDs: [UInt32] = []
+    private var rowEnds: [UInt32] = []
+    /// After ``sortByTerm()``: the postings' rows (and `tfs`) in term order.
+    private var rows: [UInt32] = []
     private var order: [UInt32] = []
     private var postEnds: [UInt64] = []
 
@@ -236,10 +244,11 @@ struct PostingsBuilder {
             var j = i + 1
             while j < rowTerms.count && rowTerms[j] == rowTerms[i] { j += 1 }
             termOf.append(rowTerms[i])
-            rows.append(row)
             if withFrequencies { tfs.append(UInt32(j - i)) }
             i = j
         }
+        rowIDs.append(row)
+        rowEnds.append(UInt32(termOf.count))
     }
 
     /// Groups the postings by term, terms in bytewise order, rows ascending within a term (a stable
@@ -252,16 +261,22 @@ struct PostingsBuilder {
         for t in termOf { starts[Int(rank[Int(t)]) + 1] += 1 }
         for i in 0..<terms.count { starts[i + 1] += starts[i] }
         postEnds = starts.dropFirst().map { UInt64($0) }
-        var sortedRows = [UInt32](repeating: 0, count: rows.count)
-        var sortedTFs = [UInt32](repeating: 0, count: withFrequencies ? rows.count : 0)
-        for k in termOf.indices {
-            let r = Int(rank[Int(termOf[k])])
-            let at = starts[r]
-            starts[r] += 1
-            sortedRows[at] = rows[k]
-            if withFrequencies { sortedTFs[at] = tfs[k] }
+        var sortedRows = [UInt32](repeating: 0, count: termOf.count)
+        var sortedTFs = [UInt32](repeating: 0, count: withFrequencies ? termOf.count : 0)
+        var k = 0
+        for (i, row) in rowIDs.enumerated() {
+            while k < Int(rowEnds[i]) {
+                let r = Int(rank[Int(termOf[k])])
+                let at = starts[r]
+                starts[r] += 1
+                sortedRows[at] = row
+                if withFrequencies { sortedTFs[at] = tfs[k] }
+                k += 1
+            }
         }
         termOf = []
+        rowIDs = []
+        rowEnds = []
         rows = sortedRows
         tfs = sortedTFs
     }

@@ -1,6 +1,7 @@
 // Sextant — an embedded vector database. Licensed under Apache-2.0.
 
 import Foundation
+import OrderedCollections
 @testable import Sextant
 import SextantTestSupport
 import Testing
@@ -84,6 +85,76 @@ let pythonWithNumpy: String? = {
         #expect(try copy.count(filter: .must(.match("group", "g1"))) == (try c.count(filter: .must(.match("group", "g1")))))
         db.close()
         #expect(Database.verify(at: dir.sub("db")).isClean)
+    }
+
+    /// A restore writes its segments directly (here 100 rows each): the copy is bit-exact, searches like
+    /// the source, reopens clean, and its segments carry their payload indexes. An export holding an id
+    /// twice — within one segment or across two — is refused, and nothing is created.
+    @Test func restoreWritesSegmentsDirectlyAndRefusesRepeatedIDs() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var config = Configuration()
+        config.maxSegmentBytes = 12 * 4 * 100
+        var db = try Database.open(at: dir.sub("db"), configuration: config)
+        let c = try populate(db)
+        let before = try everything(c)
+        try c.export(to: dir.sub("out"), options: ExportOptions(chunkRecords: 150))
+        let summary = try db.restore(from: dir.sub("out"), options: RestoreOptions(into: "copy"))
+        #expect(summary.added == before.count)
+        let copy = try db.collection("copy")
+        #expect(bitsEqual(try everything(copy), before))
+        let info = try copy.info()
+        #expect(info.segments.count == (before.count + 99) / 100)
+        #expect(info.segments.allSatisfy { $0.payloadIndexBytes > 0 })
+        for q in randomVectors(5, dimension: 12, seed: 99) {
+            let a = try c.search(q, limit: 10).map(\.id), b = try copy.search(q, limit: 10).map(\.id)
+            #expect(a == b)
+        }
+        #expect(try copy.search(text: "naïve", limit: 1000).count == (try c.search(text: "naïve", limit: 1000)).count)
+        db.close()
+        #expect(Database.verify(at: dir.sub("db")).isClean)
+        db = try Database.open(at: dir.sub("db"), configuration: config)
+        defer { db.close() }
+        #expect(bitsEqual(try everything(try db.collection("copy")), before))
+
+        /// Rewrites line `line` of a records file with the id of another record, fixing the manifest's
+        /// size and checksum so only the repeat is wrong.
+        func repeatID(in file: String, line: Int, idOf other: String) throws {
+            let path = dir.sub("out/" + file)
+            var lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            let otherID = try JSONParser.parse(Array(other.utf8))["id"]!
+            var record = try JSONParser.parse(Array(lines[line].utf8))
+            if case .object(var fields) = record {
+                fields["id"] = otherID
+                record = .object(fields)
+            }
+            lines[line] = String(decoding: JSONWriter.write(record), as: UTF8.self)
+            let bytes = Array(lines.joined(separator: "\n").utf8)
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            let manifestPath = dir.sub("out/manifest.json")
+            var manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: manifestPath))) as! [String: Any]
+            var chunks = manifest["chunks"] as! [[String: Any]]
+            for i in chunks.indices where (chunks[i]["records_file"] as! [String: Any])["file"] as! String == file {
+                chunks[i]["records_file"] = ["file": file, "bytes": bytes.count, "content_bytes": bytes.count, "crc32c": Int(CRC32C.checksum(bytes))]
+            }
+            manifest["chunks"] = chunks
+            try JSONSerialization.data(withJSONObject: manifest).write(to: URL(fileURLWithPath: manifestPath))
+        }
+        let first = try String(contentsOfFile: dir.sub("out/records-000000.jsonl"), encoding: .utf8).split(separator: "\n").map(String.init)
+        try repeatID(in: "records-000000.jsonl", line: 20, idOf: first[3])  // same segment
+        #expect(throws: SextantError.self) { try db.restore(from: dir.sub("out"), options: RestoreOptions(into: "dup")) }
+        try db.collection("src").export(to: dir.sub("out2"), options: ExportOptions(chunkRecords: 150))
+        try FileManager.default.removeItem(atPath: dir.sub("out"))
+        try FileManager.default.moveItem(atPath: dir.sub("out2"), toPath: dir.sub("out"))
+        try repeatID(in: "records-000003.jsonl", line: 7, idOf: first[3])  // a later segment
+        do {
+            try db.restore(from: dir.sub("out"), options: RestoreOptions(into: "dup"))
+            Issue.record("an export with a repeated id was restored")
+        } catch {
+            #expect(error.code == .corrupt && error.message.contains("appears twice") && error.message.contains(dir.sub("out")), "\(error.message)")
+        }
+        #expect(!db.collectionNames().contains("dup"))
+        #expect(db.collectionNames().allSatisfy { !$0.hasPrefix("__staging") })
     }
 
     @Test func filteredExportAndRestoreModes() throws {
