@@ -90,6 +90,7 @@ struct Restore: ParsableCommand {
         try withDatabase(global) { db in
             var line = ProgressLine(total: nil, mode: pmode)
             let options = RestoreOptions(into: into, mode: m, onConflict: policy, dryRun: dryRun, remapIDs: remapIds, mappingFile: mapping)
+            let started = Date()
             let s = try cancellableOnInterrupt {
                 try db.restore(from: directory, options: options) { e in
                     try checkInterrupt()
@@ -98,10 +99,11 @@ struct Restore: ParsableCommand {
                 }
             }
             line.finish()
+            let secs = Date().timeIntervalSince(started)
             if global.json {
-                Output.line(#"{"collection":"\#(s.collection)","mode":"\#(s.mode.rawValue)","records":\#(s.records),"added":\#(s.added),"skipped":\#(s.skipped),"overwritten":\#(s.overwritten),"conflicts":\#(s.conflicts),"dry_run":\#(s.dryRun)}"#)
+                Output.line(#"{"collection":"\#(s.collection)","mode":"\#(s.mode.rawValue)","records":\#(s.records),"added":\#(s.added),"skipped":\#(s.skipped),"overwritten":\#(s.overwritten),"conflicts":\#(s.conflicts),"dry_run":\#(s.dryRun),"seconds":\#(String(format: "%.3f", secs))}"#)
             } else {
-                Output.line("\(s.dryRun ? "dry run: would restore" : "restored") \(s.records) records into '\(s.collection)' (\(s.mode.rawValue)): added \(s.added), skipped \(s.skipped), overwritten \(s.overwritten), conflicts \(s.conflicts)")
+                Output.line("\(s.dryRun ? "dry run: would restore" : "restored") \(s.records) records into '\(s.collection)' (\(s.mode.rawValue)): added \(s.added), skipped \(s.skipped), overwritten \(s.overwritten), conflicts \(s.conflicts) in \(String(format: "%.2f", secs)) s")
             }
             Output.flush()
         }

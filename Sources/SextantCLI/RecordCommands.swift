@@ -23,6 +23,7 @@ struct Import: ParsableCommand {
     @Option(help: "Records per atomic, durable batch.") var batch: Int = 1000
     @Flag(help: "Exit once the records are durable, without waiting for the graphs (they are built on a later open; until then search scans those segments).")
     var noIndexWait = false
+    @Option(help: "auto | bar | json | none (json: JSON Lines events on stderr).") var progress: String = "auto"
 
     func run() throws {
         let fmt = format ?? (file.hasSuffix(".npy") ? "npy" : "jsonl")
@@ -33,23 +34,24 @@ struct Import: ParsableCommand {
         default: fail("unknown format '\(fmt)' (use jsonl or npy)")
         }
         if fmt != "npy" && (ids != nil || records != nil) { fail("--ids and --records apply to --format npy only") }
+        guard let pmode = ProgressLine.Mode(rawValue: progress) else { fail("unknown progress mode '\(progress)' (use auto, bar, json or none)") }
         let total = (try? NPYFile(path: file)).map(\.rows)
         try withDatabase(global) { db in
             let c = try db.collection(name)
-            var progress = ProgressLine(total: fmt == "npy" ? total : nil)
+            var progress = ProgressLine(total: fmt == "npy" ? total : nil, mode: pmode)
             let start = Date()
             let n: Int
             do {
                 n = try c.importRecords(from: source, batchSize: batch) { committed in
                     Output.line("committed \(committed)")
                     Output.flush()
-                    progress.update(committed)
+                    progress.update(committed, phase: "import")
                 }
             } catch let e as SextantError {
                 progress.finish()
                 throw e
             }
-            progress.update(n, force: true)
+            progress.update(n, phase: "import", force: true)
             progress.finish()
             let secs = Date().timeIntervalSince(start)
             FileHandle.standardError.write(Data(String(format: "imported %d records in %.2fs (%.0f records/s)\n", n, secs, Double(n) / max(secs, 1e-9)).utf8))
