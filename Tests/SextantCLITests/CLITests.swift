@@ -178,6 +178,32 @@ import Testing
             #expect(try cli.run(["count", "never"]).status != 0)
         }
         #expect(try cli.run(["count", "docs"]).stdout == "20000\n")
+        // A restore killed while it writes segments leaves no collection, no staging and no work files:
+        // the open after it removes them, and the database verifies clean.
+        let collectionsDir = dir.sub("db/collections")
+        for (round, delay) in [0, 2_000, 20_000].enumerated() {
+            let before = try FileManager.default.contentsOfDirectory(atPath: collectionsDir).count
+            let (p, _) = try cli.start(["restore", dir.sub("out"), "--into", "fresh-\(round)", "--progress", "none"])
+            var waited = 0
+            while (try FileManager.default.contentsOfDirectory(atPath: collectionsDir).count) == before && waited < 20_000 && p.isRunning {
+                usleep(500)
+                waited += 1
+            }
+            usleep(useconds_t(delay))
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            let count = try cli.run(["count", "fresh-\(round)"])
+            #expect(count.status != 0 || count.stdout == "20000\n", "a killed restore left a partial collection: \(count.stdout)")
+            // Every collection directory left belongs to a listed collection (the staging one is gone).
+            let listed = try cli.run(["collections"]).stdout.split(separator: "\n").count
+            #expect(try FileManager.default.contentsOfDirectory(atPath: collectionsDir).count == listed)
+            let manifests = try FileManager.default.contentsOfDirectory(atPath: dir.sub("db")).filter { $0.hasPrefix("MANIFEST-") }
+            for m in manifests {
+                #expect(!String(decoding: try Data(contentsOf: URL(fileURLWithPath: dir.sub("db/" + m))), as: UTF8.self).contains("__staging"))
+            }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.sub("db")).allSatisfy { !$0.hasPrefix("restore-") })
+        }
+        #expect(try cli.run(["verify"]).status == 0)
         r = try cli.runRaw(["transfer", "--from", dir.sub("db") + ":docs", "--to", dir.sub("other") + ":moved"])
         #expect(r.status == 0 && r.stdout.contains("added 20000"), "\(r.stdout)\(r.stderr)")
         #expect(try cli.runRaw(["count", "moved", "--db", dir.sub("other")]).stdout == "20000\n")

@@ -114,6 +114,10 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
             for name in try io.listDirectory(path + "/collections") where !named.contains(name) {
                 try io.removeTree(path + "/collections/" + name)
             }
+            // Work directories of restores cut short by a crash (decompressed chunks, a merge's copy).
+            for name in try io.listDirectory(path) where name.hasPrefix("restore-") && name.hasSuffix(".tmp") {
+                try io.removeTree(path + "/" + name)
+            }
             // Snapshots cut short by a crash.
             if io.isDirectory(path + "/snapshots") {
                 for name in try io.listDirectory(path + "/snapshots") where name.hasSuffix(".tmp") {
