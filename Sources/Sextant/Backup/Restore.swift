@@ -147,6 +147,27 @@ extension Database {
             payloadIndexes: source.payloadIndexes, records: total, what: "collection '\(source.name)'")
         defer { session.abandon() }
         var done = 0
+        if !options.dryRun && !session.merging, let staging = session.staging {
+            // Nothing to reconcile with: write the hidden collection's segments directly.
+            let loader = SegmentLoader(staging, context: "collection '\(source.name)'")
+            try source.forEachRecord(in: view) { (id, vector, metadata, document) throws(SextantError) in
+                try loader.append(
+                    session.mapID(id), vector: UnsafeBufferPointer(start: vector, count: source.dimension), metadata: metadata, document: document,
+                    place: "collection '\(source.name)'")
+                done += 1
+                if done % 10_000 == 0 {
+                    do { try progress(ProgressEvent(phase: "transfer", records: done, totalRecords: total, bytes: 0)) } catch {
+                        throw SextantError(.cancelled, "the transfer into '\(targetName)' was cancelled")
+                    }
+                }
+            }
+            try loader.finish()
+            session.noteAdded(done)
+            do { try progress(ProgressEvent(phase: "transfer", records: done, totalRecords: total, bytes: 0)) } catch {
+                throw SextantError(.cancelled, "the transfer into '\(targetName)' was cancelled")
+            }
+            return try session.finish()
+        }
         var batch: [Mutation] = []
         batch.reserveCapacity(1000)
         let staging = session.staging
