@@ -147,6 +147,11 @@ extension Database {
             payloadIndexes: source.payloadIndexes, records: total, what: "collection '\(source.name)'")
         defer { session.abandon() }
         var done = 0
+        func report(_ phase: String) throws(SextantError) {
+            do { try progress(ProgressEvent(phase: phase, records: done, totalRecords: total, bytes: 0)) } catch {
+                throw SextantError(.cancelled, "the transfer into '\(targetName)' was cancelled")
+            }
+        }
         if !options.dryRun && !session.merging, let staging = session.staging {
             // Nothing to reconcile with: write the hidden collection's segments directly.
             let loader = SegmentLoader(staging, context: "collection '\(source.name)'")
@@ -155,17 +160,11 @@ extension Database {
                     session.mapID(id), vector: UnsafeBufferPointer(start: vector, count: source.dimension), metadata: metadata, document: document,
                     place: "collection '\(source.name)'")
                 done += 1
-                if done % 10_000 == 0 {
-                    do { try progress(ProgressEvent(phase: "transfer", records: done, totalRecords: total, bytes: 0)) } catch {
-                        throw SextantError(.cancelled, "the transfer into '\(targetName)' was cancelled")
-                    }
-                }
+                if done % 10_000 == 0 { try report("transfer") }
             }
             try loader.finish()
             session.noteAdded(done)
-            do { try progress(ProgressEvent(phase: "transfer", records: done, totalRecords: total, bytes: 0)) } catch {
-                throw SextantError(.cancelled, "the transfer into '\(targetName)' was cancelled")
-            }
+            try report("transfer")
             return try session.finish()
         }
         var batch: [Mutation] = []
@@ -182,9 +181,7 @@ extension Database {
             }
             done += batch.count
             batch.removeAll(keepingCapacity: true)
-            do { try progress(ProgressEvent(phase: options.dryRun ? "verify" : "transfer", records: done, totalRecords: total, bytes: 0)) } catch {
-                throw SextantError(.cancelled, "the transfer into '\(targetName)' was cancelled")
-            }
+            try report(options.dryRun ? "verify" : "transfer")
         }
         try source.forEachRecord(in: view) { (id, vector, metadata, document) throws(SextantError) in
             batch.append(.upsert(id, vector: Array(UnsafeBufferPointer(start: vector, count: source.dimension)), metadata: Array(metadata), document: document.map { String(decoding: $0, as: UTF8.self) }))

@@ -41,14 +41,15 @@ final class SegmentLoader: @unchecked Sendable {  // one caller thread; `sealRes
         _ id: RecordID, vector: UnsafeBufferPointer<Float>, metadata: UnsafeRawBufferPointer, document: UnsafeRawBufferPointer?,
         place: @autoclosure () -> String
     ) throws(SextantError) {
+        let inverseNorm: Float
         do {
-            try collection.validate(id, vector: vector, index: rows)
+            inverseNorm = try collection.validate(id, vector: vector, index: rows)
         } catch {
             throw SextantError(error.code, place() + ": " + error.message.replacingOccurrences(of: "record \(rows) ", with: "record "))
         }
         if builder == nil { builder = try collection.makeSegmentBuilder() }
         try id.key.withBytes { (k) throws(SextantError) in
-            try builder!.append(vector: vector, inverseNorm: inverseNorm(vector), key: k, metadata: metadata, document: document)
+            try builder!.append(vector: vector, inverseNorm: inverseNorm, key: k, metadata: metadata, document: document)
         }
         rows += 1
         if builder!.rowCount >= rowsPerSegment { try seal() }

@@ -307,10 +307,12 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     }
 
     package func validate(_ id: RecordID, vector: [Float], index: Int) throws(SextantError) {
-        try vector.withUnsafeBufferPointer { (v) throws(SextantError) in try validate(id, vector: v, index: index) }
+        _ = try vector.withUnsafeBufferPointer { (v) throws(SextantError) in try validate(id, vector: v, index: index) }
     }
 
-    package func validate(_ id: RecordID, vector: UnsafeBufferPointer<Float>, index: Int) throws(SextantError) {
+    /// Checks a record and returns its vector's ``inverseNorm(_:)`` (computed in the same pass).
+    @discardableResult
+    package func validate(_ id: RecordID, vector: UnsafeBufferPointer<Float>, index: Int) throws(SextantError) -> Float {
         try validate(id, index: index)
         guard !vector.isEmpty else { throw SextantError(.invalidVector, "record \(index) (id \(id)): the vector is empty") }
         guard vector.count == dimension else {
@@ -319,7 +321,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         // One pass answers the common case: the sum of squares is finite and positive only when every
         // value is finite and some value is not zero.
         let sumsq = sx_sumsq_f64(vector.baseAddress!, vector.count)
-        if sumsq.isFinite && sumsq > 0 { return }
+        if sumsq.isFinite && sumsq > 0 { return Float(1 / sumsq.squareRoot()) }
         var allZero = true
         for (j, x) in vector.enumerated() {
             if !x.isFinite { throw SextantError(.invalidVector, "record \(index) (id \(id)): vector[\(j)] is \(x.isNaN ? "NaN" : "infinite")") }
@@ -328,6 +330,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         if allZero && metric == .cosine {
             throw SextantError(.invalidVector, "record \(index) (id \(id)): a zero vector has no direction, so it cannot be stored under the cosine metric")
         }
+        return 0
     }
 
     /// Runs on the leader's thread with every queued batch.
