@@ -25,7 +25,7 @@ struct Export: ParsableCommand {
         guard let c = Compression(rawValue: compress) else { fail("unknown compression '\(compress)' (use none, gzip or zstd)") }
         guard let mode = ProgressLine.Mode(rawValue: progress) else { fail("unknown progress mode '\(progress)' (use auto, bar, json or none)") }
         let parsed = filter.map(parseFilter)
-        try withDatabase(global) { db in
+        try withDatabase(global, readOnly: true) { db in
             let collection = try db.collection(name)
             var line = ProgressLine(total: nil, mode: mode)
             let start = Date()

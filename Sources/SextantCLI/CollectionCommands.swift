@@ -45,7 +45,7 @@ struct Collections: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        try withDatabase(global) { db in
+        try withDatabase(global, readOnly: true) { db in
             let failed = db.unavailableCollections()
             var rows: [CollectionInfo] = []
             for name in db.collectionNames() where failed[name] == nil {
@@ -70,7 +70,7 @@ struct Info: ParsableCommand {
     @Argument var name: String
 
     func run() throws {
-        try withDatabase(global) { db in
+        try withDatabase(global, readOnly: true) { db in
             Output.line(JSONOut.encode(try db.collection(name).info()))
             Output.flush()
         }
@@ -131,21 +131,30 @@ struct Compact: ParsableCommand {
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check every checksum of every file; exit 1 naming the file and offset of any corruption.")
+        abstract: "Check every checksum and structure of every file, changing nothing.",
+        discussion: """
+            Read-only: no recovery runs, no torn log tail is cut, no file is removed. Runs beside read-only
+            commands, not while another process has the database open for writing.
+            Exit status: 0 when no corruption was found (notes, such as a torn log tail left by a crash, are not
+            corruption), 2 when corruption was found (each problem names the file and offset; `sextant repair`
+            salvages what can be salvaged), 1 when the check could not be made (locked, no database, I/O error).
+            """)
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        let report = Database.verify(at: global.databasePath)
+        let report: VerificationReport
+        do { report = try Database.verify(at: global.databasePath) } catch { fail(error.message) }
         if global.json {
             Output.line(JSONOut.encode(report))
         } else {
             for p in report.problems { Output.line("CORRUPT: " + p) }
+            for n in report.notes { Output.line("note: " + n) }
             Output.line(report.isClean
                 ? "ok: \(report.filesChecked) files, \(report.bytesChecked) bytes verified"
                 : "\(report.problems.count) problem(s) found")
         }
         Output.flush()
-        if !report.isClean { throw ExitCode(1) }
+        if !report.isClean { throw ExitCode(2) }
     }
 }
 
@@ -197,7 +206,7 @@ struct IndexList: ParsableCommand {
     @Argument var name: String
 
     func run() throws {
-        try withDatabase(global) { db in
+        try withDatabase(global, readOnly: true) { db in
             let specs = try db.collection(name).payloadIndexes
             if global.json {
                 Output.line(JSONOut.encode(specs))
@@ -241,7 +250,7 @@ struct SnapshotList: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        try withDatabase(global) { db in
+        try withDatabase(global, readOnly: true) { db in
             let all = try db.snapshots()
             if global.json {
                 Output.line(JSONOut.encode(all))
@@ -304,7 +313,7 @@ struct SnapshotArchiveCommand: ParsableCommand {
     @Argument var file: String
 
     func run() throws {
-        try withDatabase(global) { db in
+        try withDatabase(global, readOnly: true) { db in
             try db.archiveSnapshot(name, to: file)
             Output.line(global.json ? #"{"archived":"\#(name)","file":"\#(file)"}"# : "archived snapshot '\(name)' to \(file)")
             Output.flush()

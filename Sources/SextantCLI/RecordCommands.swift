@@ -102,7 +102,7 @@ struct Get: ParsableCommand {
 
     func run() throws {
         let wanted = ids.map { parseID($0, forceString: stringIds) }
-        try withDatabase(global) { db in
+        try withDatabase(global, readOnly: true) { db in
             let found = try db.collection(name).get(wanted, include: noVector ? [.metadata, .document] : .all)
             JSONOut.writeRecords(found)
             Output.flush()
@@ -143,7 +143,7 @@ struct Count: ParsableCommand {
 
     func run() throws {
         let parsed = filter.map(parseFilter)
-        try withDatabase(global) { db in
+        try withDatabase(global, readOnly: true) { db in
             let c = try db.collection(name)
             let n = try parsed.map { try c.count(filter: $0) } ?? c.count()
             Output.line(global.json ? #"{"count":\#(n)}"# : "\(n)")
@@ -169,7 +169,7 @@ struct Scroll: ParsableCommand {
     func run() throws {
         let afterID = after.map { parseID($0) }
         let parsed = filter.map(parseFilter)
-        try withDatabase(global) { db in
+        try withDatabase(global, readOnly: true) { db in
             let page = try db.collection(name).scroll(after: afterID, limit: limit, filter: parsed, include: withVector ? .all : [.metadata, .document])
             JSONOut.writeRecords(page.records)
             if let next = page.nextAfter {
@@ -241,7 +241,7 @@ struct Search: ParsableCommand {
         if withDocument { include.insert(.document) }
         if withVector { include.insert(.vector) }
         let parsed = filter.map(parseFilter)
-        try withDatabase(global) { db in
+        try withDatabase(global, readOnly: true) { db in
             let c = try db.collection(name)
             var results: [[SearchHit]]
             if let text, qs.isEmpty {

@@ -39,7 +39,7 @@ struct SextantCommand: ParsableCommand {
         var path: [String] = []
         var rest = args[...]
         while let first = rest.first {
-            if first == "--json" {
+            if first == "--json" || first == "--read-damaged" {
                 leading.append(first)
                 rest = rest.dropFirst()
             } else if first == "--db", rest.count >= 2 {
@@ -67,15 +67,22 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .long, help: "Machine-readable JSON output.")
     var json = false
 
+    @Flag(name: .long, help: "Open damaged collections read-only, with what can be read up to the damage (see `sextant repair`).")
+    var readDamaged = false
+
     var databasePath: String {
         db ?? ProcessInfo.processInfo.environment["SEXTANT_DB"].flatMap { $0.isEmpty ? nil : $0 } ?? "./sextant-data"
     }
 }
 
 /// Runs `body` with the opened database; turns Sextant errors into "error: …" on stderr and exit status 1.
-func withDatabase<T>(_ options: GlobalOptions, _ body: (Database) throws -> T) throws -> T {
+/// Commands that only read open it read-only: they change nothing on disk (no recovery writes, no
+/// background work) and run beside each other.
+func withDatabase<T>(_ options: GlobalOptions, readOnly: Bool = false, _ body: (Database) throws -> T) throws -> T {
     do {
         var config = Configuration()
+        config.readOnly = readOnly
+        config.readDamagedCollections = options.readDamaged
         // Tuning knob (and crash tests use it to force frequent flushes).
         if let bytes = ProcessInfo.processInfo.environment["SEXTANT_MEMTABLE_BYTES"].flatMap(Int.init), bytes > 0 {
             config.memtableBytes = bytes

@@ -41,6 +41,20 @@ public struct Configuration: Sendable {
     /// The default is `false` (opening stays O(metadata); sections are still verified before first use).
     public var verifyChecksumsOnOpen: Bool = false
 
+    /// Open without changing anything on disk. Recovery replays the logs in memory but cuts no torn tail and
+    /// removes no leftover file; nothing runs in the background; every write (and flush, compaction, index
+    /// change, collection create or drop) fails with ``SextantError/Code/readOnly``. Works on a read-only file
+    /// system or directory. Read-only opens share the database with each other, not with a process that has
+    /// it open for writing (that one holds its lock exclusively). The default is `false`.
+    public var readOnly: Bool = false
+
+    /// Open a collection whose files are damaged instead of leaving it unavailable: read-only, holding what
+    /// can be read up to the damage (the log's records before a damaged record; the segments that load).
+    /// ``VectorCollection/damage`` says what was skipped, and writes fail with ``SextantError/Code/corrupt``
+    /// until `sextant repair` has salvaged the collection. The default is `false`: a damaged collection does
+    /// not open, and its error names the file and offset (the other collections work either way).
+    public var readDamagedCollections: Bool = false
+
     /// Threads used by batch search. The default is the number of active processors.
     public var searchThreads: Int = 0
 

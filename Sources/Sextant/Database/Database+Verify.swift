@@ -1,109 +1,203 @@
 // Sextant — an embedded vector database. Licensed under Apache-2.0.
 
-import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What ``Database/verify(at:configuration:)`` found.
 public struct VerificationReport: Sendable, Codable {
-    /// One line per problem, naming the file and offset. Empty when everything checked out.
+    /// Corruption, one line per problem, naming the file and offset. Empty when everything checked out.
     public var problems: [String] = []
+    /// Findings that are not corruption: a torn log tail a crash left (the next open for writing cuts it),
+    /// files no manifest names (the next open for writing removes them).
+    public var notes: [String] = []
     public var filesChecked = 0
     public var bytesChecked = 0
     public var isClean: Bool { problems.isEmpty }
 }
 
 extension Database {
-    /// Checks every checksum of every file the database uses: manifest, segment sections, deletion
-    /// files and log records. Opens the database (so recovery runs first: a torn log tail left by a crash
-    /// is cut, as on any open, and is not a problem); corruption anywhere is reported, not repaired.
-    public static func verify(at path: String, configuration: Configuration = Configuration()) -> VerificationReport {
-        var report = VerificationReport()
+    /// Checks every file the database uses — the manifest and its consistency, every segment section's
+    /// checksum and structure, deletion files, graphs, int8 codes, index files and every log record — and
+    /// changes nothing: no recovery runs, no torn tail is cut, no file is removed.
+    ///
+    /// Takes the database's lock shared, so it runs beside read-only opens but not while a process has the
+    /// database open for writing.
+    /// - Throws: ``SextantError/Code/locked`` when a process has the database open for writing,
+    ///   ``SextantError/Code/notFound`` when there is no database at `path`, ``SextantError/Code/io`` when it
+    ///   cannot be read. Corruption is not thrown: it is what the report lists.
+    public static func verify(at path: String, configuration: Configuration = Configuration()) throws(SextantError) -> VerificationReport {
+        let io = configuration.fileIO
+        let path = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+        guard io.isDirectory(path) else { throw SextantError(.notFound, "no database at \(path)") }
         var config = configuration
-        config.backgroundWork = false
-        let db: Database
-        do {
-            db = try Database.open(at: path, configuration: config)
-        } catch {
-            report.problems.append(error.message)
-            return report
-        }
+        config.readOnly = true
+        // Holding the shared lock keeps writers out while we read.
+        let db = try Database.open(at: path, configuration: config, manifestOnly: true)
         defer { db.close() }
-        let io = config.fileIO
-        let manifest = db.core.currentManifest
-        let manifestPath = path + "/" + Manifest.fileName(manifest.generation)
-        do {
-            let bytes = try io.readFile(manifestPath)
-            _ = try Manifest.decode(bytes, path: manifestPath)
-            report.filesChecked += 1
-            report.bytesChecked += bytes.count
-        } catch {
-            report.problems.append(error.message)
-        }
-        for (_, error) in db.unavailableCollections().sorted(by: { $0.key < $1.key }) {
-            report.problems.append(error.message)
-        }
-        for entry in manifest.collections {
-            guard let collection = try? db.collection(entry.name) else { continue }
-            let directory = db.core.collectionDirectory(entry.id)
-            let sealed = collection.state.withLock { $0.sealed }
-            for s in sealed {
-                do {
-                    try s.segment.verifyAll()
-                    report.filesChecked += 1
-                    report.bytesChecked += s.segment.fileSize
-                } catch {
-                    report.problems.append(error.message)
-                }
-                if let file = s.graphFile {
-                    do {
-                        try file.verify()
-                        try s.codes?.verify()
-                        report.filesChecked += 1
-                        report.bytesChecked += file.byteCount
-                    } catch {
-                        report.problems.append(error.message)
-                    }
-                } else if entry.segments.first(where: { $0.id == s.segment.id })?.graph == true {
-                    report.problems.append("\(directory)/\(HNSWFile.name(s.segment.id)): the graph file is damaged or missing (it will be rebuilt)")
-                }
-                if let reader = s.payload {
-                    do {
-                        try reader.verify()
-                        report.filesChecked += 1
-                        report.bytesChecked += reader.byteCount
-                    } catch {
-                        report.problems.append(error.message + " (it will be rebuilt)")
-                    }
-                } else if let g = entry.segments.first(where: { $0.id == s.segment.id })?.payload {
-                    report.problems.append("\(directory)/\(PayloadIndexFile.name(s.segment.id, generation: g)): the index file is damaged or missing (it will be rebuilt)")
-                }
-                if s.generation != 0 {
-                    let p = directory + "/" + SegmentFile.deletionName(s.segment.id, generation: s.generation)
-                    do {
-                        let bytes = try io.readFile(p)
-                        _ = try DeletionFile.decode(bytes, path: p, segmentID: s.segment.id, rowCount: s.segment.rowCount)
-                        report.filesChecked += 1
-                        report.bytesChecked += bytes.count
-                    } catch {
-                        report.problems.append(error.message)
-                    }
-                }
-            }
-            let walDir = directory + "/wal"
-            let files = ((try? io.listDirectory(walDir)) ?? []).compactMap { WALFile.number(fromName: $0) }.sorted()
-            var previous = entry.checkpointSeq
-            for (i, n) in files.enumerated() where n >= entry.firstLiveWALFile {
-                let p = walDir + "/" + WALFile.name(n)
-                do {
-                    let outcome = try WALReader.replay(io: io, path: p, isLastFile: i == files.count - 1, previousSeq: previous) { _, _ in }
-                    if outcome.tornTail { report.problems.append("\(p): offset \(outcome.validEnd): damaged record at the tail of the log") }
-                    previous = max(previous, outcome.lastSeq)
-                    report.filesChecked += 1
-                    report.bytesChecked += Int(outcome.validEnd)
-                } catch {
-                    report.problems.append(error.message)
-                }
-            }
-        }
+        var report = VerificationReport()
+        var checker = Verifier(io: io, report: report)
+        checker.check(database: path, manifest: db.core.currentManifest)
+        report = checker.report
         return report
+    }
+}
+
+/// The checks of ``Database/verify(at:configuration:)``, file by file.
+private struct Verifier {
+    let io: any FileIO
+    var report: VerificationReport
+
+    mutating func problem(_ s: String) { report.problems.append(s) }
+    mutating func note(_ s: String) { report.notes.append(s) }
+    mutating func checked(_ bytes: Int) {
+        report.filesChecked += 1
+        report.bytesChecked += bytes
+    }
+
+    mutating func check(database path: String, manifest: Manifest) {
+        let manifestPath = path + "/" + Manifest.fileName(manifest.generation)
+        if let bytes = try? io.readFile(manifestPath) { checked(bytes.count) }
+        let problems = manifest.inconsistencies()
+        for (i, p) in problems.sorted(by: { $0.key < $1.key }) {
+            problem("\(manifestPath): collection '\(manifest.collections[i].name)': \(p)")
+        }
+        for (i, entry) in manifest.collections.enumerated() where problems[i] == nil {
+            check(collection: entry, directory: path + "/collections/" + hex16(entry.id))
+        }
+        let named = Set(manifest.collections.map { hex16($0.id) })
+        for name in (try? io.listDirectory(path + "/collections")) ?? [] where !named.contains(name) {
+            note("\(path)/collections/\(name): a directory no collection uses (a create or drop cut short; the next open removes it)")
+        }
+        for name in (try? io.listDirectory(path)) ?? [] {
+            if name.hasPrefix("MANIFEST-") && name != Manifest.fileName(manifest.generation) || name == "CURRENT.tmp" {
+                note("\(path)/\(name): left by an interrupted manifest publish (the next open removes it)")
+            }
+        }
+    }
+
+    mutating func check(collection entry: Manifest.CollectionEntry, directory: String) {
+        var named: Set<String> = []
+        for s in entry.segments {
+            let path = directory + "/" + SegmentFile.name(s.id)
+            named.insert(SegmentFile.name(s.id))
+            let segment: Segment
+            do throws(SextantError) {
+                segment = try Segment(io: io, path: path, expectedID: s.id)
+                guard segment.rowCount == s.rows, segment.dimension == entry.dimension, segment.metric == entry.metric else {
+                    throw SextantError(.corrupt, "\(path): holds \(segment.rowCount) rows of dimension \(segment.dimension) (\(segment.metric)); the manifest says \(s.rows) of \(entry.dimension) (\(entry.metric))")
+                }
+                try segment.verifyAll(releasingPages: true)
+                checked(segment.fileSize)
+            } catch {
+                problem(error.message)
+                continue
+            }
+            if segment.maxSeq > entry.checkpointSeq {
+                problem("\(path): holds batches up to sequence \(segment.maxSeq), past the manifest's checkpoint \(entry.checkpointSeq)")
+            }
+            if s.deletionGeneration != 0 {
+                let name = SegmentFile.deletionName(s.id, generation: s.deletionGeneration)
+                named.insert(name)
+                let p = directory + "/" + name
+                do throws(SextantError) {
+                    let bytes = try io.readFile(p)
+                    _ = try DeletionFile.decode(bytes, path: p, segmentID: s.id, rowCount: segment.rowCount)
+                    checked(bytes.count)
+                } catch {
+                    problem(error.message)
+                }
+            }
+            if s.graph == true {
+                let name = HNSWFile.name(s.id)
+                named.insert(name)
+                let p = directory + "/" + name
+                do throws(SextantError) {
+                    let (_, file) = try HNSWFile.load(io: io, path: p, segmentID: s.id, rowCount: segment.rowCount)
+                    try file.verify()
+                    checked(file.byteCount)
+                } catch {
+                    problem(error.message + " (derived data: it will be rebuilt)")
+                }
+                if s.quantized == true {
+                    let name = QuantizedVectors.name(s.id)
+                    named.insert(name)
+                    do throws(SextantError) {
+                        let codes = try QuantizedVectors(
+                            io: io, path: directory + "/" + name, segmentID: s.id, count: segment.rowCount, dimension: entry.dimension)
+                        try codes.verify()
+                        checked(codes.byteCount)
+                    } catch {
+                        problem(error.message + " (derived data: it will be rebuilt)")
+                    }
+                }
+            }
+            if let g = s.payload {
+                let name = PayloadIndexFile.name(s.id, generation: g)
+                named.insert(name)
+                do throws(SextantError) {
+                    let reader = try PayloadIndexReader(io: io, path: directory + "/" + name, segmentID: s.id, rowCount: segment.rowCount)
+                    try reader.verify()
+                    checked(reader.byteCount)
+                } catch {
+                    problem(error.message + " (derived data: it will be rebuilt)")
+                }
+            }
+        }
+        for name in (try? io.listDirectory(directory)) ?? [] where name != "wal" && !named.contains(name) {
+            note("\(directory)/\(name): a file the manifest does not name (the next open removes it)")
+        }
+        checkLogs(entry, directory + "/wal")
+    }
+
+    mutating func checkLogs(_ entry: Manifest.CollectionEntry, _ walDir: String) {
+        let names = (try? io.listDirectory(walDir)) ?? []
+        for name in names where WALFile.number(fromName: name) == nil {
+            note("\(walDir)/\(name): not a log file (the next open removes it)")
+        }
+        let files = names.compactMap { WALFile.number(fromName: $0) }.sorted()
+        let live = files.filter { $0 >= entry.firstLiveWALFile }
+        for n in files where n < entry.firstLiveWALFile {
+            let p = walDir + "/" + WALFile.name(n)
+            var beyond: UInt64?
+            _ = try? WALReader.replay(io: io, path: p, fileNumber: n, isLastFile: false, previousSeq: 0, tolerateDamage: true) {
+                (seq, _) throws(SextantError) in
+                if seq > entry.checkpointSeq && beyond == nil { beyond = seq }
+            }
+            if let beyond {
+                problem("\(p): holds batch \(beyond), after the checkpoint \(entry.checkpointSeq), but the manifest says log files below \(entry.firstLiveWALFile) are obsolete")
+            } else {
+                note("\(p): an obsolete log file (every batch in it is in the segments; the next open removes it)")
+            }
+        }
+        var next = entry.checkpointSeq + 1
+        var previous = entry.checkpointSeq
+        for (i, n) in live.enumerated() {
+            let p = walDir + "/" + WALFile.name(n)
+            do throws(SextantError) {
+                let outcome = try WALReader.replay(
+                    io: io, path: p, fileNumber: n, isLastFile: i == live.count - 1, previousSeq: previous
+                ) { (seq, mutations) throws(SextantError) in
+                    guard seq > entry.checkpointSeq else { return }
+                    guard seq == next else {
+                        throw SextantError(.corrupt, "\(p): batch sequence \(seq) follows \(next - 1): a log file is missing or damaged")
+                    }
+                    for m in mutations where m.kind == .upsert {
+                        guard m.vector.count == entry.dimension, m.vector.allSatisfy({ $0.isFinite }) else {
+                            throw SextantError(.corrupt, "\(p): batch \(seq) holds a vector of \(m.vector.count) values that the collection (dimension \(entry.dimension)) cannot hold")
+                        }
+                    }
+                    next = seq + 1
+                }
+                previous = max(previous, outcome.lastSeq)
+                if outcome.tornTail {
+                    note("\(p): offset \(outcome.validEnd): an incomplete record at the tail of the log, left by a crash; it was never acknowledged, and the next open for writing cuts it")
+                }
+                checked(Int(outcome.validEnd))
+            } catch {
+                problem(error.message)
+                return
+            }
+        }
     }
 }

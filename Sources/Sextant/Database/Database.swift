@@ -72,65 +72,108 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
     /// - Throws: ``SextantError/Code/locked`` if another process has the database open;
     ///   ``SextantError/Code/corrupt`` if the manifest is damaged.
     public static func open(at path: String, configuration: Configuration = Configuration()) throws(SextantError) -> Database {
+        try open(at: path, configuration: configuration, manifestOnly: false)
+    }
+
+    /// With `manifestOnly`, takes the lock and reads the manifest but opens no collection (for `verify` and
+    /// `repair`, which look at the files themselves).
+    package static func open(at path: String, configuration: Configuration, manifestOnly: Bool) throws(SextantError) -> Database {
         let io = configuration.fileIO
         let path = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+        let readOnly = configuration.readOnly
         if !io.exists(path) {
+            if readOnly { throw SextantError(.notFound, "no database at \(path)") }
             try makeDirectories(io, path)
         } else if !io.isDirectory(path) {
             throw SextantError(.invalidArgument, "\(path) exists and is not a directory")
         }
-        let lockPath = path + "/LOCK"
-        let fd = try io.open(lockPath, flags: O_RDWR | O_CREAT, mode: 0o644)
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let holder = (try? io.readFile(lockPath)).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
-            io.close(fd)
-            throw SextantError(.locked, "database \(path) is locked by another process\(holder.isEmpty ? "" : " (pid \(holder))"); only one process may open it at a time")
-        }
-        _ = ftruncate(fd, 0)
-        let pid = Array("\(getpid())\n".utf8)
-        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        let fd = try lock(io, path, readOnly: readOnly)
 
-        do {
-            var manifest = try loadOrCreateManifest(io, path)
+        do throws(SextantError) {
+            var manifest = try loadOrCreateManifest(io, path, readOnly: readOnly)
             if manifest.collections.contains(where: { $0.name.hasPrefix(stagingPrefix) }) {
                 // Restores cut short: their staging collections were never published under a real name.
                 manifest.collections.removeAll { $0.name.hasPrefix(stagingPrefix) }
-                manifest.generation += 1
-                try writeManifest(manifest, io: io, at: path)
-                try? io.unlink(path + "/" + Manifest.fileName(manifest.generation - 1))
+                if !readOnly {
+                    manifest.generation += 1
+                    try writeManifest(manifest, io: io, at: path)
+                    try? io.unlink(path + "/" + Manifest.fileName(manifest.generation - 1))
+                }
             }
             let core = DatabaseCore(path: path, io: io, configuration: configuration, manifest: manifest)
+            let manifestPath = path + "/" + Manifest.fileName(manifest.generation)
+            let problems = manifest.inconsistencies()
             var slots: [String: Slot] = [:]
-            for entry in manifest.collections {
-                do {
+            for (i, entry) in manifest.collections.enumerated() where !manifestOnly {
+                if let problem = problems[i] {
+                    // Two entries may share a name: neither opens (the slot holds the error).
+                    slots[entry.name] = .failed(SextantError(.corrupt, "collection '\(entry.name)' could not be opened: \(manifestPath): \(problem)"))
+                    continue
+                }
+                do throws(SextantError) {
                     slots[entry.name] = .open(try VectorCollection(database: core, entry: entry))
                 } catch {
                     slots[entry.name] = .failed(SextantError(error.code, "collection '\(entry.name)' could not be opened: \(error.message)", cause: error))
                 }
             }
-            // Remove collection directories no manifest names (a drop or create cut short by a crash).
-            let named = Set(manifest.collections.map { hex16($0.id) })
-            try io.makeDirectory(path + "/collections")
-            for name in try io.listDirectory(path + "/collections") where !named.contains(name) {
-                try io.removeTree(path + "/collections/" + name)
-            }
-            // Work directories of restores cut short by a crash (decompressed chunks, a merge's copy).
-            for name in try io.listDirectory(path) where name.hasPrefix("restore-") && name.hasSuffix(".tmp") {
-                try io.removeTree(path + "/" + name)
-            }
-            // Snapshots cut short by a crash.
-            if io.isDirectory(path + "/snapshots") {
-                for name in try io.listDirectory(path + "/snapshots") where name.hasSuffix(".tmp") {
-                    try io.removeTree(path + "/snapshots/" + name)
+            if !readOnly && !manifestOnly {
+                // Remove collection directories no manifest names (a drop or create cut short by a crash).
+                let named = Set(manifest.collections.map { hex16($0.id) })
+                try io.makeDirectory(path + "/collections")
+                for name in try io.listDirectory(path + "/collections") where !named.contains(name) {
+                    try io.removeTree(path + "/collections/" + name)
+                }
+                // Work directories of restores cut short by a crash (decompressed chunks, a merge's copy).
+                for name in try io.listDirectory(path) where name.hasPrefix("restore-") && name.hasSuffix(".tmp") {
+                    try io.removeTree(path + "/" + name)
+                }
+                // Snapshots cut short by a crash.
+                if io.isDirectory(path + "/snapshots") {
+                    for name in try io.listDirectory(path + "/snapshots") where name.hasSuffix(".tmp") {
+                        try io.removeTree(path + "/snapshots/" + name)
+                    }
                 }
             }
             let db = Database(core: core, lockFD: fd, slots: slots)
             db.startSyncTimer()
             return db
         } catch {
-            io.close(fd)
+            if fd >= 0 { io.close(fd) }
             throw error
         }
+    }
+
+    /// Takes the database's lock: exclusive for writing (creating `LOCK` and writing our pid into it), shared
+    /// for a read-only open. Returns the descriptor that holds it (-1: a read-only open of a directory without
+    /// a `LOCK` file, which no writer has ever opened).
+    private static func lock(_ io: any FileIO, _ path: String, readOnly: Bool) throws(SextantError) -> Int32 {
+        let lockPath = path + "/LOCK"
+        func holder() -> String {
+            let text = (try? io.readFile(lockPath)).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+            return text.isEmpty || !text.allSatisfy(\.isNumber) ? "" : " (pid \(text))"
+        }
+        if readOnly {
+            let fd: Int32
+            do throws(SextantError) { fd = try io.open(lockPath, flags: O_RDONLY, mode: 0) } catch {
+                if error.code == .notFound { return -1 }
+                throw error
+            }
+            if flock(fd, LOCK_SH | LOCK_NB) != 0 {
+                io.close(fd)
+                throw SextantError(.locked, "database \(path) is locked: another process\(holder()) has it open for writing; read-only opens wait for it to close")
+            }
+            return fd
+        }
+        let fd = try io.open(lockPath, flags: O_RDWR | O_CREAT, mode: 0o644)
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let who = holder()
+            io.close(fd)
+            throw SextantError(.locked, "database \(path) is locked by another process\(who); only one process may open it for writing at a time")
+        }
+        _ = ftruncate(fd, 0)
+        let pid = Array("\(getpid())\n".utf8)
+        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        return fd
     }
 
     private init(core: DatabaseCore, lockFD: Int32, slots: [String: Slot]) {
@@ -142,7 +185,7 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
     deinit { close() }
 
     private func startSyncTimer() {
-        guard case .interval(let ms) = core.configuration.durability else { return }
+        guard case .interval(let ms) = core.configuration.durability, !core.configuration.readOnly else { return }
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
         timer.schedule(deadline: .now() + .milliseconds(ms), repeating: .milliseconds(max(1, ms)))
         timer.setEventHandler { [weak self] in
@@ -162,8 +205,10 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
         if closed.exchange(true, ordering: .acquiringAndReleasing) { return }
         syncTimer?.cancel()
         for c in openCollections() { c.close() }
-        flock(lockFD, LOCK_UN)
-        core.io.close(lockFD)
+        if lockFD >= 0 {
+            flock(lockFD, LOCK_UN)
+            core.io.close(lockFD)
+        }
     }
 
     // MARK: Collections
@@ -220,7 +265,7 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
     private func createCollection(
         unchecked name: String, dimension: Int, metric: Metric, index: IndexConfiguration
     ) throws(SextantError) -> VectorCollection {
-        try checkOpen()
+        try checkWritable()
         try index.validate()
         if index.quantization == .int8 && metric == .manhattan {
             throw SextantError(.invalidArgument, "int8 quantization supports the cosine, dot and euclidean metrics, not manhattan")
@@ -278,7 +323,7 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
 
     /// Deletes a collection and its files.
     public func dropCollection(_ name: String) throws(SextantError) {
-        try checkOpen()
+        try checkWritable()
         guard let slot = slots.withLock({ $0[name] }) else {
             throw SextantError(.notFound, "no collection named '\(name)'")
         }
@@ -312,6 +357,15 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
         if closed.load(ordering: .acquiring) { throw SextantError(.closed, "database \(path) is closed") }
     }
 
+    /// Throws ``SextantError/Code/readOnly`` for a database opened read-only.
+    package func checkWritable() throws(SextantError) {
+        try checkOpen()
+        if core.configuration.readOnly { throw SextantError(.readOnly, "database \(path) is open read-only") }
+    }
+
+    /// Whether the database was opened read-only.
+    public var isReadOnly: Bool { core.configuration.readOnly }
+
     package static func validateName(_ name: String) throws(SextantError) {
         let ok = !name.isEmpty && name.utf8.count <= 64
             && name.utf8.allSatisfy { c in
@@ -333,13 +387,14 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
         }
     }
 
-    private static func loadOrCreateManifest(_ io: any FileIO, _ path: String) throws(SextantError) -> Manifest {
+    private static func loadOrCreateManifest(_ io: any FileIO, _ path: String, readOnly: Bool) throws(SextantError) -> Manifest {
         let currentPath = path + "/CURRENT"
         guard io.exists(currentPath) else {
             let leftovers = try io.listDirectory(path).filter { $0.hasPrefix("MANIFEST-") && !$0.hasSuffix(".tmp") }
             if !leftovers.isEmpty {
                 throw SextantError(.corrupt, "\(currentPath) is missing but \(leftovers.joined(separator: ", ")) exist; refusing to guess which state is current")
             }
+            if readOnly { throw SextantError(.notFound, "no database at \(path) (it has no CURRENT file)") }
             let fresh = Manifest(generation: 1, nextCollectionID: 1, collections: [])
             try io.makeDirectory(path + "/collections")
             try writeManifest(fresh, io: io, at: path)
@@ -352,6 +407,10 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
         }
         let manifestPath = path + "/" + name
         let manifest = try Manifest.decode(try io.readFile(manifestPath), path: manifestPath)
+        guard Manifest.fileName(manifest.generation) == name else {
+            throw SextantError(.corrupt, "\(manifestPath): holds generation \(manifest.generation), not the one its name says")
+        }
+        if readOnly { return manifest }
         // Leftover manifests from interrupted publishes.
         for other in try io.listDirectory(path) where other.hasPrefix("MANIFEST-") && other != name {
             try io.unlink(path + "/" + other)

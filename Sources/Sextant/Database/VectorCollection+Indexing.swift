@@ -7,7 +7,7 @@ extension VectorCollection {
     /// Queues a pass that builds graphs for sealed segments that lack one (only with background work on,
     /// unless `force`).
     package func scheduleIndexing(force: Bool = false) {
-        if !force && !databaseConfiguration.backgroundWork { return }
+        if (!force && !databaseConfiguration.backgroundWork) || isReadOnly { return }
         let already = state.withLock { s in
             defer { s.indexingScheduled = true }
             return s.indexingScheduled || s.closed
@@ -108,7 +108,7 @@ extension VectorCollection {
             s.indexingError = nil
             return true
         }
-        guard discarded else { return }
+        guard discarded, !isReadOnly else { return }
         try? database.publish { m throws(SextantError) in
             guard let c = m.collections.firstIndex(where: { $0.id == self.id }),
                 let i = m.collections[c].segments.firstIndex(where: { $0.id == segmentID })

@@ -40,6 +40,7 @@ extension VectorCollection {
     }
 
     private func setPayloadSpecs(_ specs: [PayloadIndexSpec]) throws(SextantError) {
+        try checkWritable()
         try runOptimizerNow { () throws(SextantError) in
             try database.publish { m throws(SextantError) in
                 guard let c = m.collections.firstIndex(where: { $0.id == self.id }) else {
@@ -63,7 +64,7 @@ extension VectorCollection {
             }
             return PayloadIndexFile.name(segmentID, generation: s.sealed[i].payloadGeneration)
         }
-        guard let old else { return }
+        guard let old, !isReadOnly else { return }
         try? database.publish { m throws(SextantError) in
             guard let c = m.collections.firstIndex(where: { $0.id == self.id }),
                 let i = m.collections[c].segments.firstIndex(where: { $0.id == segmentID })
@@ -97,6 +98,7 @@ extension VectorCollection {
     /// Rebuilds the index files that do not cover the collection's fields (after an index is created or
     /// dropped, or when a file failed to load). Runs on the optimizer queue.
     func ensurePayloadIndexes() throws(SextantError) {
+        if isReadOnly { return }
         while true {
             let next = state.withLock { s -> SealedSegment? in
                 if s.closed { return nil }

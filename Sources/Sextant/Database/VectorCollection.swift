@@ -82,6 +82,10 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         /// Batches skip the log: a restore's hidden collection, which is flushed before it is published and
         /// simply dropped if the process dies first, so logging its records would only write them twice.
         var unlogged = false
+        /// Opened read-only (``Configuration/readOnly``, or damaged): nothing on disk is changed.
+        var readOnly = false
+        /// The damage a collection opened with ``Configuration/readDamagedCollections`` was read up to.
+        var damage: SextantError?
     }
     package let state: Mutex<State>
     private let commits = CommitQueue<Mutation.Batch, Int>()
@@ -111,25 +115,43 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         let capacity = max(256, config.memtableBytes / max(1, entry.dimension * 4))
         memtableCapacity = capacity
 
+        let readOnly = config.readOnly
+        // Damage that `readDamagedCollections` lets the collection open despite (read-only, up to the damage).
+        var damage: SextantError?
+        func tolerate(_ error: SextantError) throws(SextantError) {
+            guard config.readDamagedCollections, error.code == .corrupt || error.code == .notFound else { throw error }
+            if damage == nil { damage = error }
+        }
+
         var sealed: [SealedSegment] = []
         for s in entry.segments {
             let path = directory + "/" + SegmentFile.name(s.id)
-            let segment = try Segment(io: io, path: path, expectedID: s.id)
-            guard segment.rowCount == s.rows, segment.dimension == entry.dimension else {
-                throw SextantError(.corrupt, "\(path): holds \(segment.rowCount) rows of dimension \(segment.dimension); the manifest says \(s.rows) of \(entry.dimension)")
-            }
-            if config.verifyChecksumsOnOpen {
-                try segment.verifyAll()
-            } else {
-                // The lookup structures are small and used by every write; check them now.
-                _ = try segment.section(.keys)
-                _ = try segment.section(.keyOrder)
-                _ = try segment.section(.bloom)
-            }
-            var deleted = Bitmap(count: segment.rowCount)
-            if s.deletionGeneration != 0 {
-                let dpath = directory + "/" + SegmentFile.deletionName(s.id, generation: s.deletionGeneration)
-                deleted = try DeletionFile.decode(try io.readFile(dpath), path: dpath, segmentID: s.id, rowCount: segment.rowCount)
+            let segment: Segment
+            var deleted: Bitmap
+            do throws(SextantError) {
+                segment = try Segment(io: io, path: path, expectedID: s.id)
+                guard segment.rowCount == s.rows, segment.dimension == entry.dimension, segment.metric == entry.metric else {
+                    throw SextantError(.corrupt, "\(path): holds \(segment.rowCount) rows of dimension \(segment.dimension) (\(segment.metric)); the manifest says \(s.rows) of \(entry.dimension) (\(entry.metric))")
+                }
+                if segment.maxSeq > entry.checkpointSeq {
+                    throw SextantError(.corrupt, "\(path): holds batches up to sequence \(segment.maxSeq), past the manifest's checkpoint \(entry.checkpointSeq)")
+                }
+                if config.verifyChecksumsOnOpen {
+                    try segment.verifyAll()
+                } else {
+                    // The lookup structures are small and used by every write; check them now.
+                    _ = try segment.section(.keys)
+                    _ = try segment.section(.keyOrder)
+                    _ = try segment.section(.bloom)
+                }
+                deleted = Bitmap(count: segment.rowCount)
+                if s.deletionGeneration != 0 {
+                    let dpath = directory + "/" + SegmentFile.deletionName(s.id, generation: s.deletionGeneration)
+                    deleted = try DeletionFile.decode(try io.readFile(dpath), path: dpath, segmentID: s.id, rowCount: segment.rowCount)
+                }
+            } catch {
+                try tolerate(error)
+                continue
             }
             var sealedSegment = SealedSegment(segment: segment, deleted: deleted, generation: s.deletionGeneration, persistedMarks: deleted.setCount)
             if s.graph == true {
@@ -161,8 +183,8 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
 
         // Replay the log.
         let walDir = directory + "/wal"
-        try io.makeDirectory(walDir)
-        let walFiles = try io.listDirectory(walDir).compactMap { WALFile.number(fromName: $0) }.sorted()
+        if !readOnly { try io.makeDirectory(walDir) }
+        let walFiles = io.exists(walDir) ? try io.listDirectory(walDir).compactMap { WALFile.number(fromName: $0) }.sorted() : []
         let live = walFiles.filter { $0 >= entry.firstLiveWALFile }
         var replay = State(
             sealed: sealed, active: Memtable(dimension: entry.dimension, capacity: capacity), frozen: [],
@@ -170,41 +192,84 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             wal: nil, nextWALNumber: max((walFiles.last ?? 0) + 1, entry.firstLiveWALFile),
             nextSeq: entry.checkpointSeq + 1, nextSegmentID: entry.nextSegmentID,
             nextDeletionGeneration: entry.nextDeletionGeneration)
+        // Files below firstLiveWALFile are obsolete only if everything in them is checkpointed; a manifest
+        // claiming otherwise is inconsistent, and deleting those files would drop acknowledged batches.
+        for number in walFiles where number < entry.firstLiveWALFile {
+            let path = walDir + "/" + WALFile.name(number)
+            var beyond: UInt64?
+            _ = try? WALReader.replay(io: io, path: path, fileNumber: number, isLastFile: false, previousSeq: 0, tolerateDamage: true) {
+                (seq, _) throws(SextantError) in
+                if seq > entry.checkpointSeq && beyond == nil { beyond = seq }
+            }
+            if let beyond {
+                try tolerate(SextantError(.corrupt, "\(path): holds batch \(beyond), after the checkpoint \(entry.checkpointSeq), but the manifest says log files below \(entry.firstLiveWALFile) are obsolete"))
+            }
+        }
         var previousSeq = entry.checkpointSeq
-        for (i, number) in live.enumerated() {
+        var replayed: [(path: String, records: Int, tornAt: Int64?)] = []
+        // Only the last file can have a torn tail: a log file is fsynced before the next one is created (at a
+        // freeze, and by recovery before the first write of an open).
+        replayLoop: for (i, number) in live.enumerated() {
             let path = walDir + "/" + WALFile.name(number)
             let isLast = i == live.count - 1
-            let outcome = try WALReader.replay(io: io, path: path, isLastFile: isLast, previousSeq: previousSeq) {
-                (seq, mutations) throws(SextantError) in
-                guard seq > entry.checkpointSeq else { return }
-                guard seq == replay.nextSeq else {
-                    throw SextantError(.corrupt, "\(path): batch sequence \(seq) follows \(replay.nextSeq - 1): a log file is missing")
+            let outcome: WALReader.Outcome
+            do throws(SextantError) {
+                outcome = try WALReader.replay(
+                    io: io, path: path, fileNumber: number, isLastFile: isLast, previousSeq: previousSeq,
+                    tolerateDamage: config.readDamagedCollections
+                ) { (seq, mutations) throws(SextantError) in
+                    guard seq > entry.checkpointSeq else { return }
+                    guard seq == replay.nextSeq else {
+                        throw SextantError(.corrupt, "\(path): batch sequence \(seq) follows \(replay.nextSeq - 1): a log file is missing or damaged")
+                    }
+                    // A record with a valid checksum can still be crafted: check it as a write would be.
+                    for m in mutations where m.kind == .upsert {
+                        guard m.vector.count == entry.dimension, m.vector.allSatisfy({ $0.isFinite }) else {
+                            throw SextantError(.corrupt, "\(path): batch \(seq) holds a vector of \(m.vector.count) values that the collection (dimension \(entry.dimension)) cannot hold")
+                        }
+                    }
+                    let upserts = mutations.reduce(0) { $0 + ($1.kind == .upsert ? 1 : 0) }
+                    if replay.active.count + upserts > replay.active.capacity {
+                        // Conservative: this table's batches may share the current file with the next table's.
+                        Self.freeze(&replay, walFileAfterFreeze: number, capacity: max(capacity, upserts))
+                    }
+                    for m in mutations { _ = Self.apply(&replay, m, seq: seq) }
+                    replay.nextSeq = seq + 1
                 }
-                let upserts = mutations.reduce(0) { $0 + ($1.kind == .upsert ? 1 : 0) }
-                if replay.active.count + upserts > replay.active.capacity {
-                    // Conservative: this table's batches may share the current file with the next table's.
-                    Self.freeze(&replay, walFileAfterFreeze: number, capacity: max(capacity, upserts))
-                }
-                for m in mutations { _ = Self.apply(&replay, m, seq: seq) }
-                replay.nextSeq = seq + 1
+            } catch {
+                try tolerate(error)
+                break replayLoop
             }
             previousSeq = max(previousSeq, outcome.lastSeq)
-            if outcome.validEnd <= Int64(WALFile.headerSize) {
-                // No batch in it (e.g. the file a previous open started and never wrote): drop it, so
-                // opens without writes do not pile up empty logs.
-                try io.unlink(path)
-                continue
-            }
-            if outcome.tornTail {
-                // A crash artifact: the batch was never acknowledged. Cut it so appends start clean.
-                let fd = try io.open(path, flags: O_WRONLY, mode: 0)
-                defer { io.close(fd) }
-                try io.truncate(fd, to: outcome.validEnd, path: path)
-                try io.fsync(fd, path: path)
+            replayed.append((path, outcome.records, outcome.tornTail ? outcome.validEnd : nil))
+            if let d = outcome.damage {
+                try tolerate(d)
+                break replayLoop
             }
         }
         replay.payloadSpecs = entry.payloadIndexes ?? []
+        replay.readOnly = readOnly || damage != nil
+        replay.damage = damage
+
+        if !replay.readOnly {
+            for (path, records, tornAt) in replayed {
+                if records == 0 && tornAt.map({ $0 <= Int64(WALFile.headerSize) }) ?? true {
+                    // No batch in it (e.g. the file a previous open started and never wrote): drop it, so
+                    // opens without writes do not pile up empty logs.
+                    try io.unlink(path)
+                    continue
+                }
+                // Cut a torn tail (a crash artifact: that batch was never acknowledged) so appends start clean,
+                // and make what was replayed durable: new records will say it is (their `syncedSeq`), and a
+                // power cut after a process crash could otherwise still take it away.
+                let fd = try io.open(path, flags: O_WRONLY, mode: 0)
+                defer { io.close(fd) }
+                if let tornAt { try io.truncate(fd, to: tornAt, path: path) }
+                try io.fsync(fd, path: path)
+            }
+        }
         state = Mutex(replay)
+        if replay.readOnly { return }
 
         // Remove what no manifest names: temp files, unpublished segments, old deletion generations, old logs.
         let loadedGraphs = Set(sealed.compactMap { $0.graph != nil ? $0.segment.id : nil })
@@ -293,9 +358,29 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     /// Writes mutations that were validated by the caller (import paths that parse straight into mutations).
     package func commit(_ batch: Mutation.Batch) throws(SextantError) -> Int {
         guard !batch.mutations.isEmpty || batch.freeze else { return 0 }
+        try checkWritable()
         if !batch.mutations.isEmpty, let reason = state.withLock({ $0.writeBlock }) { throw SextantError(.locked, reason) }
         return try commits.submit(batch) { group in self.lead(group) }
     }
+
+    /// Throws unless the collection may be written: ``SextantError/Code/readOnly`` for a read-only open,
+    /// ``SextantError/Code/corrupt`` for a collection opened up to its damage.
+    package func checkWritable() throws(SextantError) {
+        let (readOnly, damage) = state.withLock { ($0.readOnly, $0.damage) }
+        if let damage {
+            throw SextantError(
+                .corrupt,
+                "collection '\(name)' is damaged and was opened read-only, up to the damage (\(damage.message)); run `sextant repair` to salvage it, or restore a backup",
+                cause: damage)
+        }
+        if readOnly { throw SextantError(.readOnly, "collection '\(name)' is open read-only (the database was opened read-only)") }
+    }
+
+    /// Whether nothing on disk may change (a read-only open, or a damaged collection).
+    package var isReadOnly: Bool { state.withLock { $0.readOnly } }
+
+    /// The damage a collection opened with ``Configuration/readDamagedCollections`` stops at, if any.
+    public var damage: SextantError? { state.withLock { $0.damage } }
 
     package func validate(_ id: RecordID, index: Int) throws(SextantError) {
         if case .string(let s) = id {
@@ -341,16 +426,19 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             try prepareForAppend(upserts: upserts)
 
             // One framed record per batch, one write, one fsync.
-            var out = ByteWriter(capacity: 1 << 16)
-            var seq = state.withLock { $0.nextSeq }
-            let firstSeq = seq
-            for b in group where !b.mutations.isEmpty {
-                WALRecord.encodeBatch(b.mutations, seq: seq, into: &out)
-                seq += 1
-            }
-            if !out.bytes.isEmpty && !state.withLock({ $0.unlogged }) {
+            let firstSeq = state.withLock { $0.nextSeq }
+            let batches = group.reduce(0) { $0 + ($1.mutations.isEmpty ? 0 : 1) }
+            if batches > 0 && !state.withLock({ $0.unlogged }) {
                 let wal = try currentLog()
-                try wal.append(out.bytes)
+                // Every record says how far the log was durable when it was framed (see WALRecord).
+                let synced = wal.durableSeq
+                var out = ByteWriter(capacity: 1 << 16)
+                var seq = firstSeq
+                for b in group where !b.mutations.isEmpty {
+                    WALRecord.encodeBatch(b.mutations, seq: seq, syncedSeq: synced, into: &out)
+                    seq += 1
+                }
+                try wal.append(out.bytes, lastSeq: seq - 1)
                 if configuration.durability == .synchronous { try wal.sync() }
             }
             // Durable: apply.
@@ -407,9 +495,11 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     /// The log file to append to, created on first use. Only the commit leader calls this, so there is
     /// no race on creation; the file is made durable (file and directory fsync) before it is used.
     private func currentLog() throws(SextantError) -> WALWriter {
-        let (existing, number) = state.withLock { ($0.wal, $0.nextWALNumber) }
+        let (existing, number, next) = state.withLock { ($0.wal, $0.nextWALNumber, $0.nextSeq) }
         if let existing { return existing }
-        let wal = try WALWriter(io: io, directory: directory + "/wal", fileNumber: number)
+        // Everything before this file is durable: earlier files were fsynced when the memtable was frozen, or
+        // by recovery.
+        let wal = try WALWriter(io: io, directory: directory + "/wal", fileNumber: number, durableSeq: next - 1)
         state.withLock { s in
             s.wal = wal
             s.nextWALNumber = number + 1
@@ -632,12 +722,14 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
 
     /// Freezes the in-memory table and writes it to a segment now (normally this happens in the background).
     public func flush() throws(SextantError) {
+        try checkWritable()
         _ = try commits.submit(.init(mutations: [], freeze: true)) { group in self.lead(group) }
         try runOptimizerNow { () throws(SextantError) in try self.flushAllFrozen() }
     }
 
     /// Flushes, then merges all segments into one without deleted rows, freeing their disk space.
     public func compact() throws(SextantError) {
+        try checkWritable()
         try flush()
         try runOptimizerNow { () throws(SextantError) in
             let groups = state.withLock { s in Self.mergeRuns(s.sealed, limit: configuration.maxSegmentBytes) }
@@ -753,7 +845,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     }
 
     package func scheduleOptimizer() {
-        guard configuration.backgroundWork else { return }
+        guard configuration.backgroundWork, !isReadOnly else { return }
         let already = state.withLock { s in
             defer { s.optimizerScheduled = true }
             return s.optimizerScheduled
@@ -1060,7 +1152,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     /// With `flushLargeLog`, a memtable holding more than ``Self/flushOnCloseBytes`` (whose batches the next
     /// open would have to replay from the log) is flushed to a segment first, so open stays O(metadata).
     package func close(flushLargeLog: Bool = true) {
-        if flushLargeLog {
+        if flushLargeLog && !isReadOnly {
             let (closed, unflushed, frozen) = state.withLock { s in
                 (s.closed, s.active.count * dimension * 4 + s.active.payloadBytes, s.frozen.count)
             }

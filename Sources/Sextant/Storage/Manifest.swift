@@ -95,4 +95,52 @@ package struct Manifest: Codable, Sendable, Equatable {
     }
 
     package static func fileName(_ generation: UInt64) -> String { "MANIFEST-" + hex16(generation) }
+
+    /// Consistency checks beyond the checksum (a crafted manifest carries a valid one): returns the problems
+    /// of each collection entry, by index. A collection with a problem does not open; the others do.
+    ///
+    /// Checked: names (valid, unique), ids (unique, below `nextCollectionID`), dimension and metric, segment
+    /// ids (unique, below `nextSegmentID`), row and byte counts, deletion and index generations (below
+    /// `nextDeletionGeneration`), and `firstLiveWALFile` ≥ 1.
+    package func inconsistencies() -> [Int: String] {
+        var problems: [Int: String] = [:]
+        var byName: [String: [Int]] = [:]
+        var byID: [UInt64: [Int]] = [:]
+        for (i, c) in collections.enumerated() {
+            byName[c.name, default: []].append(i)
+            byID[c.id, default: []].append(i)
+        }
+        for (name, list) in byName where list.count > 1 {
+            for i in list { problems[i] = "the manifest names \(list.count) collections '\(name)'" }
+        }
+        for (id, list) in byID where list.count > 1 {
+            for i in list { problems[i] = problems[i] ?? "the manifest gives \(list.count) collections the id \(id) (one directory)" }
+        }
+        for (i, c) in collections.enumerated() where problems[i] == nil {
+            if let p = c.inconsistency(nextCollectionID: nextCollectionID) { problems[i] = p }
+        }
+        return problems
+    }
+}
+
+extension Manifest.CollectionEntry {
+    /// The first inconsistency of this entry, or nil.
+    func inconsistency(nextCollectionID: UInt64) -> String? {
+        let validName: Bool
+        do { try Database.validateName(name); validName = true } catch { validName = name.hasPrefix(Database.stagingPrefix) && name.utf8.count <= 80 }
+        if !validName { return "a collection has an invalid name (\(name.utf8.count) bytes)" }
+        if id == 0 || id >= nextCollectionID { return "collection id \(id) is not below nextCollectionID \(nextCollectionID)" }
+        if !(1...65536).contains(dimension) { return "dimension \(dimension) is out of range" }
+        if firstLiveWALFile == 0 { return "firstLiveWALFile is 0" }
+        var seen = Set<UInt64>()
+        for s in segments {
+            if !seen.insert(s.id).inserted { return "segment \(s.id) is listed twice" }
+            if s.id == 0 || s.id >= nextSegmentID { return "segment id \(s.id) is not below nextSegmentID \(nextSegmentID)" }
+            if s.rows < 0 || s.bytes < 0 || s.rows > Int(UInt32.max) { return "segment \(s.id) has an impossible size" }
+            if s.deletionGeneration >= nextDeletionGeneration { return "segment \(s.id)'s deletion generation is not below nextDeletionGeneration" }
+            if let g = s.payload, g == 0 || g >= nextDeletionGeneration { return "segment \(s.id)'s index generation is not below nextDeletionGeneration" }
+        }
+        if let specs = payloadIndexes, Set(specs.map(\.key)).count != specs.count { return "a payload field is indexed twice" }
+        return nil
+    }
 }

@@ -89,7 +89,9 @@ extension VectorCollection {
         var df = [Int](repeating: 0, count: terms.count)
         var segmentPostings: [Postings] = []
         for sealed in view.segments {
-            guard let reader = sealed.payload else { throw SextantError(.corrupt, "\(sealed.segment.path): no index file") }
+            guard let reader = sealed.payload else {
+                throw SextantError(.corrupt, "\(sealed.segment.path): its text index file is missing or damaged; open the database for writing to rebuild it")
+            }
             try reader.verify()
             let p = reader.postings(PayloadIndexFile.documentsKey)!
             segmentPostings.append(p)

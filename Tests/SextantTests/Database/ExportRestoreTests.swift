@@ -84,7 +84,7 @@ let pythonWithNumpy: String? = {
         #expect(copy.payloadIndexes == c.payloadIndexes)
         #expect(try copy.count(filter: .must(.match("group", "g1"))) == (try c.count(filter: .must(.match("group", "g1")))))
         db.close()
-        #expect(Database.verify(at: dir.sub("db")).isClean)
+        #expect(try Database.verify(at: dir.sub("db")).isClean)
     }
 
     /// A restore writes its segments directly (here 100 rows each): the copy is bit-exact, searches like
@@ -112,7 +112,7 @@ let pythonWithNumpy: String? = {
         }
         #expect(try copy.search(text: "naïve", limit: 1000).count == (try c.search(text: "naïve", limit: 1000)).count)
         db.close()
-        #expect(Database.verify(at: dir.sub("db")).isClean)
+        #expect(try Database.verify(at: dir.sub("db")).isClean)
         db = try Database.open(at: dir.sub("db"), configuration: config)
         defer { db.close() }
         #expect(bitsEqual(try everything(try db.collection("copy")), before))
@@ -406,7 +406,7 @@ let pythonWithNumpy: String? = {
         #expect(db.collectionNames() == ["src"])
         #expect(try db.collection("src").count() == 698)
         db.close()
-        #expect(Database.verify(at: dir.path).isClean)
+        #expect(try Database.verify(at: dir.path).isClean)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/collections").count == 1)
     }
 }

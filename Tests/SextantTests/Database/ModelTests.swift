@@ -115,7 +115,7 @@ import Testing
                 return .upsert(id, vector: v, metadata: Array("{\"i\":\(i)}".utf8), document: Bool.random(using: &rng) ? "doc" : nil)
             }
             var w = ByteWriter()
-            WALRecord.encodeBatch(mutations, seq: 9, into: &w)
+            WALRecord.encodeBatch(mutations, seq: 9, syncedSeq: 8, into: &w)
             let decoded = try w.bytes.withBytes { (b) throws(SextantError) in
                 try WALRecord.decodeBatch(UnsafeRawBufferPointer(rebasing: b[WALRecord.headerSize...]), what: "test")
             }

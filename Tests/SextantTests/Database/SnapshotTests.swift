@@ -60,7 +60,7 @@ import Testing
         #expect(try db.collection("a").count() == 410)  // its files outlive the snapshot's links
         #expect(throws: SextantError.self) { try db.restoreSnapshot("s1") }
         db.close()
-        #expect(Database.verify(at: dir.path).isClean)
+        #expect(try Database.verify(at: dir.path).isClean)
         let reopened = try Database.open(at: dir.path)
         defer { reopened.close() }
         #expect(try reopened.collection("a").count() == 410)

@@ -284,7 +284,7 @@ struct HNSWDatasetRecallTests {
         var data = try Data(contentsOf: URL(fileURLWithPath: path))
         data[data.count / 2] ^= 0x04  // inside the level-0 links
         try data.write(to: URL(fileURLWithPath: path))
-        let report = Database.verify(at: dir.path)
+        let report = try Database.verify(at: dir.path)
         #expect(report.problems.contains { $0.contains(".hnsw") }, "\(report.problems)")
         // Searching still answers correctly (the damaged graph is not used) and the graph is rebuilt.
         let db = try Database.open(at: dir.path)
@@ -295,7 +295,7 @@ struct HNSWDatasetRecallTests {
         try c.waitForIndexing()
         #expect(try c.info().segments.map(\.index) == ["graph"])
         db.close()
-        #expect(Database.verify(at: dir.path).isClean)
+        #expect(try Database.verify(at: dir.path).isClean)
     }
 
     @Test func int8CodesAreFourTimesSmallerAndScoresStayExact() throws {
@@ -328,7 +328,7 @@ struct HNSWDatasetRecallTests {
         var data = try Data(contentsOf: URL(fileURLWithPath: path))
         data[100] ^= 0x40
         try data.write(to: URL(fileURLWithPath: path))
-        #expect(Database.verify(at: dir.path).problems.contains { $0.contains(".q8") })
+        #expect(try Database.verify(at: dir.path).problems.contains { $0.contains(".q8") })
         let db2 = try Database.open(at: dir.path)
         let c2 = try db2.collection("q")
         let q = vectors[7]
@@ -336,6 +336,6 @@ struct HNSWDatasetRecallTests {
         try c2.waitForIndexing()
         #expect(try c2.info().segments.map(\.index) == ["graph"])
         db2.close()
-        #expect(Database.verify(at: dir.path).isClean)
+        #expect(try Database.verify(at: dir.path).isClean)
     }
 }

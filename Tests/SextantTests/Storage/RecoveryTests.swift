@@ -96,7 +96,7 @@ import Testing
         }
         #expect(try db.collection("other").count() == 1)
         db.close()
-        let report = Database.verify(at: dir.sub("db"))
+        let report = try Database.verify(at: dir.sub("db"))
         #expect(!report.isClean)
         #expect(report.problems.contains { $0.contains(wal) })
     }
@@ -112,13 +112,13 @@ import Testing
             try c.flush()
             db.close()
         }
-        #expect(Database.verify(at: path).isClean)
+        #expect(try Database.verify(at: path).isClean)
         let seg = path + "/collections/0000000000000001/0000000000000001.seg"
         var data = try Data(contentsOf: URL(fileURLWithPath: seg))
         data[64 + 1000] ^= 0x01  // inside the vectors section
         try data.write(to: URL(fileURLWithPath: seg))
 
-        let report = Database.verify(at: path)
+        let report = try Database.verify(at: path)
         #expect(report.problems.count == 1)
         #expect(report.problems.first?.contains(seg) == true && report.problems.first?.contains("vectors") == true, "\(report.problems)")
         // Searching reports it instead of returning damaged data.

@@ -22,21 +22,44 @@ package struct Mutation: Sendable {
 /// The framing of WAL records.
 ///
 /// ```
-/// record  := length:u32 crc:u32 seq:u64 type:u8 payload[length]
-/// crc     := CRC32C(seq ‖ type ‖ payload)
+/// record  := length:u32 crc:u32 seq:u64 syncedSeq:u64 type:u8 payload[length]      (version 2; 25-byte header)
+/// crc     := CRC32C(seq ‖ syncedSeq ‖ type ‖ payload)
 /// payload (type 1, batch) := count:u32 op{count}
 /// op      := kind:u8 keyLen:u16 key[keyLen]
 ///            (kind = upsert) dim:u32 f32[dim] metaLen:u32 meta[metaLen] hasDoc:u8 (docLen:u32 doc[docLen])?
 /// ```
+///
+/// `syncedSeq` is the highest sequence number whose record had been made durable (a completed fsync) when
+/// this record was framed. Recovery uses it to tell a crash artifact from damage: a damaged record followed
+/// by an intact record whose `syncedSeq` reaches it had been durable, so it cannot have been torn by a
+/// crash. Version 1 files (17-byte header, no `syncedSeq`) are still read.
 package enum WALRecord {
-    package static let headerSize = 17
+    /// Header size of the records this build writes (version 2).
+    package static let headerSize = 25
+    /// Header size of version 1 records (no `syncedSeq`).
+    package static let headerSizeV1 = 17
     package static let batchType: UInt8 = 1
     /// Records larger than this are rejected as corrupt when reading (a flipped length byte must not
-    /// make us allocate gigabytes).
+    /// make us allocate gigabytes), and batches larger than this are refused when writing.
     package static let maxPayload = 1 << 30
 
+    package static func headerSize(version: UInt32) -> Int { version == 1 ? headerSizeV1 : headerSize }
+
+    /// The size of the framed record `encodeBatch` would produce for `mutations`.
+    package static func encodedSize(_ mutations: [Mutation]) -> Int {
+        var n = headerSize + 4
+        for m in mutations {
+            n += 1 + 2 + m.key.count
+            if m.kind == .upsert {
+                n += 4 + 4 * m.vector.count + 4 + m.metadata.count + 1
+                if let doc = m.document { n += 4 + doc.utf8.count }
+            }
+        }
+        return n
+    }
+
     /// Appends the framed record for `mutations` to `out`.
-    package static func encodeBatch(_ mutations: [Mutation], seq: UInt64, into out: inout ByteWriter) {
+    package static func encodeBatch(_ mutations: [Mutation], seq: UInt64, syncedSeq: UInt64, into out: inout ByteWriter) {
         let start = out.bytes.count
         out.zeros(headerSize)
         out.u32(UInt32(mutations.count))
@@ -64,7 +87,8 @@ package enum WALRecord {
         out.bytes.withUnsafeMutableBytes { buf in
             buf.storeBytes(of: UInt32(payloadLength).littleEndian, toByteOffset: start, as: UInt32.self)
             buf.storeBytes(of: seq.littleEndian, toByteOffset: start + 8, as: UInt64.self)
-            buf[start + 16] = batchType
+            buf.storeBytes(of: syncedSeq.littleEndian, toByteOffset: start + 16, as: UInt64.self)
+            buf[start + 24] = batchType
             let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buf[(start + 8)...]))
             buf.storeBytes(of: crc.littleEndian, toByteOffset: start + 4, as: UInt32.self)
         }

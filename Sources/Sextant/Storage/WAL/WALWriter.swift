@@ -8,7 +8,8 @@ import Synchronization
 /// WAL file header (32 bytes): magic "SEXTWAL\0", version:u32, reserved:u32, fileNumber:u64, crc:u32, pad:u32.
 package enum WALFile {
     package static let magic: [UInt8] = Array("SEXTWAL\0".utf8)
-    package static let version: UInt32 = 1
+    /// Version 2 adds `syncedSeq` to every record header (see ``WALRecord``); version 1 files are still read.
+    package static let version: UInt32 = 2
     package static let headerSize = 32
 
     package static func name(_ number: UInt64) -> String {
@@ -37,8 +38,11 @@ package enum WALFile {
 ///
 /// Only the collection's commit leader appends (see ``CommitQueue``), so appends never interleave.
 /// `sync` may be called from the background syncer at the same time; a lock keeps the two apart.
-/// A failed append truncates the file back to the last whole record so the log never holds garbage
-/// followed by good records; if even that fails, the writer refuses further writes.
+/// A failed append truncates the file back to the last whole record (and fsyncs the truncation) so the log
+/// never holds garbage followed by good records; if even that fails, the writer refuses further writes.
+///
+/// The writer knows which sequence numbers are durable (``durableSeq``): the leader writes that number into
+/// every record it frames, which is what lets recovery tell a torn tail from damage.
 package final class WALWriter: @unchecked Sendable {  // all mutable state is guarded by `lock`
     package let path: String
     package let fileNumber: UInt64
@@ -47,13 +51,20 @@ package final class WALWriter: @unchecked Sendable {  // all mutable state is gu
     private struct State {
         var end: Int64
         var synced: Int64
+        /// The last sequence number appended, and the last one covered by a completed fsync.
+        var appendedSeq: UInt64
+        var durableSeq: UInt64
         var failure: SextantError?
         var closed = false
     }
-    private let lock = Mutex(State(end: 0, synced: 0))
+    private let lock: Mutex<State>
 
     /// Creates a new, empty log file (header only), durable before it returns.
-    package init(io: any FileIO, directory: String, fileNumber: UInt64) throws(SextantError) {
+    ///
+    /// - Parameter durableSeq: the last sequence number already durable in earlier files (every record before
+    ///   this file has been fsynced).
+    package init(io: any FileIO, directory: String, fileNumber: UInt64, durableSeq: UInt64) throws(SextantError) {
+        lock = Mutex(State(end: 0, synced: 0, appendedSeq: durableSeq, durableSeq: durableSeq))
         self.io = io
         self.fileNumber = fileNumber
         self.path = directory + "/" + WALFile.name(fileNumber)
@@ -76,17 +87,26 @@ package final class WALWriter: @unchecked Sendable {  // all mutable state is gu
     /// Bytes written so far (header included).
     package var size: Int64 { lock.withLock { $0.end } }
 
-    /// Appends already-framed records. On failure nothing of them remains in the file.
-    package func append(_ bytes: [UInt8]) throws(SextantError) {
+    /// The last sequence number whose record is durable (covered by a completed fsync).
+    package var durableSeq: UInt64 { lock.withLock { $0.durableSeq } }
+
+    /// Appends already-framed records, the last of which has sequence number `lastSeq`. On failure nothing of
+    /// them remains in the file: it is truncated back, and the truncation made durable, so that a later
+    /// power cut cannot bring the failed bytes back in front of the records appended after them.
+    package func append(_ bytes: [UInt8], lastSeq: UInt64) throws(SextantError) {
         try lock.withLock { (s) throws(SextantError) in
             if let f = s.failure { throw f }
             if s.closed { throw SextantError(.closed, "\(path): log is closed") }
             do throws(SextantError) {
                 try bytes.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: path) }
                 s.end += Int64(bytes.count)
+                s.appendedSeq = lastSeq
             } catch {
                 do throws(SextantError) {
                     try io.truncate(fd, to: s.end, path: path)
+                    try io.fsync(fd, path: path)
+                    s.synced = s.end
+                    s.durableSeq = s.appendedSeq
                 } catch {
                     s.failure = SextantError(
                         .readOnly, "\(path): could not undo a failed write (\(error.message)); reopen the database",
@@ -104,6 +124,7 @@ package final class WALWriter: @unchecked Sendable {  // all mutable state is gu
             if let f = s.failure { throw f }
             if s.synced == s.end { return }
             let target = s.end
+            let targetSeq = s.appendedSeq
             do throws(SextantError) {
                 try io.fsync(fd, path: path)
             } catch {
@@ -113,6 +134,7 @@ package final class WALWriter: @unchecked Sendable {  // all mutable state is gu
                 throw error
             }
             s.synced = target
+            s.durableSeq = targetSeq
         }
     }
 
