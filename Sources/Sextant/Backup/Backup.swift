@@ -48,7 +48,7 @@ extension Database {
         progress: (ProgressEvent) throws -> Void = { _ in }
     ) throws(SextantError) -> BackupInfo {
         let io = core.io
-        if !io.exists(directory) { try io.makeDirectory(directory) }
+        if !io.exists(directory) { try io.makeDirectoryDurably(directory) }
         let marker = directory + "/CHAIN"
         if !io.exists(marker) {
             guard try io.listDirectory(directory).isEmpty else {
@@ -65,7 +65,7 @@ extension Database {
         let final = directory + "/" + Self.backupName(sequence)
         let partial = final + ".partial"
         try io.removeTree(partial)
-        try io.makeDirectory(partial)
+        try io.makeDirectoryDurably(partial)
         var ok = false
         defer { if !ok { try? io.removeTree(partial) } }
 
@@ -250,7 +250,7 @@ extension Database {
         var dir = root
         for part in file.dropFirst(root.count + 1).split(separator: "/").dropLast() {
             dir += "/" + part
-            if !io.exists(dir) { try io.makeDirectory(dir) }
+            if !io.exists(dir) { try io.makeDirectoryDurably(dir) }
         }
     }
 

@@ -50,7 +50,10 @@ extension Database {
         let name = name ?? Self.defaultSnapshotName()
         try Self.validateSnapshotName(name)
         let io = core.io
-        try io.makeDirectory(snapshotsDirectory)
+        if !io.exists(snapshotsDirectory) {
+            try io.makeDirectory(snapshotsDirectory)
+            try io.syncDirectory(path)
+        }
         let final = snapshotsDirectory + "/" + name
         if io.exists(final) { throw SextantError(.alreadyExists, "snapshot '\(name)' already exists") }
         let names = collections ?? collectionNames()
@@ -75,6 +78,8 @@ extension Database {
             formatVersion: SnapshotManifest.formatVersion, name: name, createdAt: Date().timeIntervalSince1970,
             collections: entries, records: records, files: files)
         try io.writeFileAtomically(tmp + "/SNAPSHOT", try Self.encode(manifest))
+        // Every directory of the snapshot is durable before the rename makes it visible.
+        try io.syncDirectory(tmp + "/collections")
         try io.syncDirectory(tmp)
         try io.rename(tmp, to: final)
         try io.syncDirectory(snapshotsDirectory)

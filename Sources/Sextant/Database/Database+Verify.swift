@@ -113,8 +113,9 @@ private struct Verifier {
                 named.insert(name)
                 let p = directory + "/" + name
                 do throws(SextantError) {
-                    let (_, file) = try HNSWFile.load(io: io, path: p, segmentID: s.id, rowCount: segment.rowCount)
-                    try file.verify()
+                    // The graph owns the mapping the file reads: keep it alive while checking.
+                    let (graph, file) = try HNSWFile.load(io: io, path: p, segmentID: s.id, rowCount: segment.rowCount)
+                    try withExtendedLifetime(graph) { () throws(SextantError) in try file.verify() }
                     checked(file.byteCount)
                 } catch {
                     problem(error.message + " (derived data: it will be rebuilt)")

@@ -119,7 +119,7 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
             if !readOnly && !manifestOnly {
                 // Remove collection directories no manifest names (a drop or create cut short by a crash).
                 let named = Set(manifest.collections.map { hex16($0.id) })
-                try io.makeDirectory(path + "/collections")
+                if !io.exists(path + "/collections") { try io.makeDirectoryDurably(path + "/collections") }
                 for name in try io.listDirectory(path + "/collections") where !named.contains(name) {
                     try io.removeTree(path + "/collections/" + name)
                 }
@@ -383,7 +383,7 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
         var prefix = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
             prefix += "/" + part
-            if !io.exists(prefix) { try io.makeDirectory(prefix) }
+            if !io.exists(prefix) { try io.makeDirectoryDurably(prefix) }
         }
     }
 
@@ -396,7 +396,7 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
             }
             if readOnly { throw SextantError(.notFound, "no database at \(path) (it has no CURRENT file)") }
             let fresh = Manifest(generation: 1, nextCollectionID: 1, collections: [])
-            try io.makeDirectory(path + "/collections")
+            if !io.exists(path + "/collections") { try io.makeDirectoryDurably(path + "/collections") }
             try writeManifest(fresh, io: io, at: path)
             return fresh
         }

@@ -252,6 +252,13 @@ extension FileIO {
         return n
     }
 
+    /// Creates a directory and makes its name durable (an fsync of the parent directory): what is written
+    /// inside it survives a power cut only if the directory itself does.
+    package func makeDirectoryDurably(_ path: String) throws(SextantError) {
+        try makeDirectory(path)
+        try syncDirectory(parentDirectory(of: path))
+    }
+
     /// Removes a directory tree (files and subdirectories). Missing paths are not an error.
     package func removeTree(_ path: String) throws(SextantError) {
         guard exists(path) else { return }
