@@ -158,6 +158,51 @@ struct Verify: ParsableCommand {
     }
 }
 
+struct Repair: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Salvage a damaged database: keep what can be read, quarantine damaged files, report what was lost.",
+        discussion: """
+            A dry run by default: prints what it would do and changes nothing. With --apply it makes the changes:
+            damaged files are hard-linked into DB/quarantine/repair-<time>/ and dropped from use; damaged
+            segments are dropped (their records are lost, listed by id when readable); damaged graphs and
+            index files are dropped (rebuilt on the next open); a damaged log is replayed with every intact
+            batch, also those after the damage, and written to segments (the batches in between are lost,
+            listed by sequence number). Run `sextant verify` first to see the damage; back up the database
+            directory before --apply if you can.
+            Needs the database to itself (no other process may have it open).
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Make the changes (default: dry run).") var apply = false
+
+    func run() throws {
+        let report: RepairReport
+        do { report = try Database.repair(at: global.databasePath, apply: apply) } catch { fail(error.message) }
+        if global.json {
+            Output.line(JSONOut.encode(report))
+            Output.flush()
+            return
+        }
+        if report.isClean {
+            Output.line("nothing to repair")
+            Output.flush()
+            return
+        }
+        for a in report.actions { Output.line((apply ? "repaired: " : "would repair: ") + a) }
+        for l in report.losses {
+            var line = (apply ? "lost: " : "would lose: ") + "collection '\(l.collection)': \(l.what)"
+            if let n = l.records { line += " — \(n) records" }
+            if !l.ids.isEmpty { line += " — ids: " + l.ids.prefix(20).joined(separator: ", ") + (l.ids.count > 20 || !l.idsComplete ? ", …" : "") }
+            Output.line(line)
+        }
+        for (name, n) in report.salvagedBatches.sorted(by: { $0.key < $1.key }) {
+            Output.line("collection '\(name)': \(n) batches salvaged from its log")
+        }
+        if let q = report.quarantineDirectory { Output.line("damaged files moved to \(q)") }
+        if !apply { Output.line("dry run: nothing was changed; run `sextant repair --apply` to make these changes") }
+        Output.flush()
+    }
+}
+
 struct IndexCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "index", abstract: "Manage payload indexes (indexes on metadata fields that filters use).",

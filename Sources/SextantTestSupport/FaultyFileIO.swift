@@ -19,6 +19,8 @@ package final class FaultyFileIO: FileIO, @unchecked Sendable {  // fault state 
         case failSync(after: Int, errno: Int32)
         /// Every write to a path containing `pathContains` fails with ENOSPC until disarmed.
         case diskFull(pathContains: String)
+        /// The file system is mounted read-only: every operation that would change it fails with EROFS.
+        case readOnlyFileSystem
     }
     private let base = PosixFileIO()
     private let faults = Mutex<[(Fault, Int)]>([])
@@ -53,7 +55,22 @@ package final class FaultyFileIO: FileIO, @unchecked Sendable {  // fault state 
         }
     }
 
-    package func open(_ path: String, flags: Int32, mode: UInt32) throws(SextantError) -> Int32 { try base.open(path, flags: flags, mode: mode) }
+    /// Whether the read-only file system fault is armed.
+    private var readOnly: Bool {
+        faults.withLock { list in list.contains { if case .readOnlyFileSystem = $0.0 { return true } else { return false } } }
+    }
+
+    private func refuseIfReadOnly(_ op: String, _ path: String) throws(SextantError) {
+        if readOnly {
+            _ = triggered.add(1, ordering: .relaxed)
+            throw .posix(op, path, errno: EROFS)
+        }
+    }
+
+    package func open(_ path: String, flags: Int32, mode: UInt32) throws(SextantError) -> Int32 {
+        if flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC) != 0 { try refuseIfReadOnly("open", path) }
+        return try base.open(path, flags: flags, mode: mode)
+    }
     package func close(_ fd: Int32) { base.close(fd) }
     package func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SextantError) {
         switch decide(write: true, path: path) {
@@ -77,14 +94,32 @@ package final class FaultyFileIO: FileIO, @unchecked Sendable {  // fault state 
         }
         try base.fsync(fd, path: path)
     }
-    package func truncate(_ fd: Int32, to size: Int64, path: String) throws(SextantError) { try base.truncate(fd, to: size, path: path) }
+    package func truncate(_ fd: Int32, to size: Int64, path: String) throws(SextantError) {
+        try refuseIfReadOnly("truncate", path)
+        try base.truncate(fd, to: size, path: path)
+    }
     package func seek(_ fd: Int32, to offset: Int64, path: String) throws(SextantError) { try base.seek(fd, to: offset, path: path) }
     package func size(_ fd: Int32, path: String) throws(SextantError) -> Int64 { try base.size(fd, path: path) }
-    package func rename(_ from: String, to: String) throws(SextantError) { try base.rename(from, to: to) }
-    package func unlink(_ path: String) throws(SextantError) { try base.unlink(path) }
-    package func link(_ from: String, to: String) throws(SextantError) { try base.link(from, to: to) }
-    package func makeDirectory(_ path: String) throws(SextantError) { try base.makeDirectory(path) }
-    package func removeDirectory(_ path: String) throws(SextantError) { try base.removeDirectory(path) }
+    package func rename(_ from: String, to: String) throws(SextantError) {
+        try refuseIfReadOnly("rename", to)
+        try base.rename(from, to: to)
+    }
+    package func unlink(_ path: String) throws(SextantError) {
+        try refuseIfReadOnly("unlink", path)
+        try base.unlink(path)
+    }
+    package func link(_ from: String, to: String) throws(SextantError) {
+        try refuseIfReadOnly("link", to)
+        try base.link(from, to: to)
+    }
+    package func makeDirectory(_ path: String) throws(SextantError) {
+        try refuseIfReadOnly("mkdir", path)
+        try base.makeDirectory(path)
+    }
+    package func removeDirectory(_ path: String) throws(SextantError) {
+        try refuseIfReadOnly("rmdir", path)
+        try base.removeDirectory(path)
+    }
     package func syncDirectory(_ path: String) throws(SextantError) { try base.syncDirectory(path) }
     package func listDirectory(_ path: String) throws(SextantError) -> [String] { try base.listDirectory(path) }
     package func exists(_ path: String) -> Bool { base.exists(path) }

@@ -58,6 +58,10 @@ public struct Configuration: Sendable {
     /// Threads used by batch search. The default is the number of active processors.
     public var searchThreads: Int = 0
 
+    /// Repair's second pass: logs are replayed with every intact record, also those after damage (gaps in
+    /// the sequence are the batches lost), and the collection opens writable.
+    package var salvageDamagedLogs = false
+
     /// The file system seam (tests inject faults through it).
     package var fileIO: any FileIO = PosixFileIO()
 

@@ -216,15 +216,19 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             do throws(SextantError) {
                 outcome = try WALReader.replay(
                     io: io, path: path, fileNumber: number, isLastFile: isLast, previousSeq: previousSeq,
-                    tolerateDamage: config.readDamagedCollections
+                    tolerateDamage: config.readDamagedCollections, salvage: config.salvageDamagedLogs
                 ) { (seq, mutations) throws(SextantError) in
                     guard seq > entry.checkpointSeq else { return }
-                    guard seq == replay.nextSeq else {
+                    if config.salvageDamagedLogs {
+                        // Repair: the gaps are the batches lost to damage.
+                        guard seq >= replay.nextSeq else { return }
+                    } else if seq != replay.nextSeq {
                         throw SextantError(.corrupt, "\(path): batch sequence \(seq) follows \(replay.nextSeq - 1): a log file is missing or damaged")
                     }
                     // A record with a valid checksum can still be crafted: check it as a write would be.
                     for m in mutations where m.kind == .upsert {
                         guard m.vector.count == entry.dimension, m.vector.allSatisfy({ $0.isFinite }) else {
+                            if config.salvageDamagedLogs { return }  // repair: the batch is lost
                             throw SextantError(.corrupt, "\(path): batch \(seq) holds a vector of \(m.vector.count) values that the collection (dimension \(entry.dimension)) cannot hold")
                         }
                     }
@@ -242,7 +246,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             }
             previousSeq = max(previousSeq, outcome.lastSeq)
             replayed.append((path, outcome.records, outcome.tornTail ? outcome.validEnd : nil))
-            if let d = outcome.damage {
+            if let d = outcome.damage, !config.salvageDamagedLogs {
                 try tolerate(d)
                 break replayLoop
             }
@@ -742,6 +746,22 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         }
     }
 
+    /// Writes everything replayed from the log to segments and publishes a checkpoint past every log file, so
+    /// the log files become obsolete — even when the memtable holds no rows (only deletes, or nothing). Repair
+    /// uses it after a salvaging open, so damaged log files are no longer needed.
+    package func checkpointEverything() throws(SextantError) {
+        try checkWritable()
+        try flush()
+        try runOptimizerNow { () throws(SextantError) in
+            state.withLock { s in
+                s.active.maxSeq = max(s.active.maxSeq, s.nextSeq - 1)
+                Self.freeze(&s, walFileAfterFreeze: s.nextWALNumber, capacity: memtableCapacity)
+                s.wal = nil
+            }
+            try flushAllFrozen()
+        }
+    }
+
     /// Splits `segments`, in order, into runs whose live vector bytes stay within `limit` (a segment larger
     /// than `limit` by itself forms its own run). Merging each run bounds segment size, so no single graph
     /// build grows without end.
@@ -1164,7 +1184,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         }
         optimizer.sync {}
         indexer.sync {}
-        try? wal?.sync()
+        try? wal?.closeCleanly()
     }
 
     /// Unflushed bytes above which `close` flushes. 4 MiB replays in a few milliseconds.

@@ -56,7 +56,7 @@ package enum WALReader {
         package var size: Int
         /// Offset just past the last intact record before any damage.
         package var validEnd: Int { records.last?.end ?? (version == 0 ? 0 : WALFile.headerSize) }
-        package var lastSeq: UInt64? { records.last?.seq }
+        package var lastSeq: UInt64? { records.last { $0.type != WALRecord.markType }?.seq }
     }
 
     /// Scans a whole log file held in memory (a mapping). Throws only for a file that is not a Sextant log or
@@ -104,7 +104,7 @@ package enum WALReader {
         while offset < size {
             if let r = intactRecord(map, at: offset, version: version) {
                 records.append(r)
-                last = r.seq
+                if r.type != WALRecord.markType { last = r.seq }
                 offset = r.end
                 continue
             }
@@ -131,24 +131,29 @@ package enum WALReader {
     /// `tolerateDamage`, returned in the outcome after replaying the records before it.
     package static func replay(
         io: any FileIO, path: String, fileNumber: UInt64?, isLastFile: Bool, previousSeq: UInt64, tolerateDamage: Bool = false,
-        _ body: (UInt64, [Mutation]) throws(SextantError) -> Void
+        salvage: Bool = false, _ body: (UInt64, [Mutation]) throws(SextantError) -> Void
     ) throws(SextantError) -> Outcome {
         let fd = try io.open(path, flags: O_RDONLY, mode: 0)
         defer { io.close(fd) }
         let size = Int(try io.size(fd, path: path))
         let map = try io.mapReadOnly(fd, length: size, path: path)
         defer { io.unmap(map) }
-        return try replay(map, path: path, fileNumber: fileNumber, isLastFile: isLastFile, previousSeq: previousSeq, tolerateDamage: tolerateDamage, body)
+        return try replay(
+            map, path: path, fileNumber: fileNumber, isLastFile: isLastFile, previousSeq: previousSeq, tolerateDamage: tolerateDamage,
+            salvage: salvage, body)
     }
 
     /// ``replay(io:path:fileNumber:isLastFile:previousSeq:tolerateDamage:_:)`` over bytes in memory.
     package static func replay(
         _ map: UnsafeRawBufferPointer, path: String, fileNumber: UInt64?, isLastFile: Bool, previousSeq: UInt64,
-        tolerateDamage: Bool = false, _ body: (UInt64, [Mutation]) throws(SextantError) -> Void
+        tolerateDamage: Bool = false, salvage: Bool = false, _ body: (UInt64, [Mutation]) throws(SextantError) -> Void
     ) throws(SextantError) -> Outcome {
         let scan = try scan(map, path: path, fileNumber: fileNumber, isLastFile: isLastFile, previousSeq: previousSeq)
         var lastSeq = previousSeq
-        for r in scan.records {
+        // Salvage (repair) also takes the intact records found after damage.
+        let taken = scan.records + (salvage && scan.damage?.isTornTail == false ? scan.damage!.intactAfter : [])
+        for r in taken {
+            if r.type == WALRecord.markType && scan.version >= 2 { continue }
             guard r.type == WALRecord.batchType else {
                 throw SextantError(.corrupt, "\(path): offset \(r.offset): unknown record type \(r.type)")
             }
@@ -163,7 +168,7 @@ package enum WALReader {
                 outcome.tornTail = true
             } else {
                 let error = SextantError(.corrupt, "\(path): \(d.message)")
-                guard tolerateDamage else { throw error }
+                guard tolerateDamage || salvage else { throw error }
                 outcome.damage = error
             }
         }
@@ -188,21 +193,25 @@ package enum WALReader {
     }
 
     /// Intact records starting after `from` whose sequence numbers are plausible successors of `after`
-    /// (greater, and not further than the bytes left could hold), found by sliding over every byte offset.
+    /// (greater, and not further than the bytes left could hold; a durability mark may repeat the last
+    /// one), found by sliding over every byte offset.
     static func findIntact(_ map: UnsafeRawBufferPointer, from: Int, version: UInt32, after: UInt64) -> [RecordRef] {
         let hs = WALRecord.headerSize(version: version)
-        let minRecord = UInt64(hs + 4)
+        let minRecord = UInt64(hs)
         var found: [RecordRef] = []
         var p = from
         var last = after
         while p + hs <= map.count {
             let seq = map.u64(at: p + 8)
             let room = UInt64(map.count - p) / minRecord + 1
-            if seq > last, seq - last <= room, let r = intactRecord(map, at: p, version: version), version == 1 || r.syncedSeq < r.seq {
-                found.append(r)
-                last = r.seq
-                p = r.end
-                continue
+            if seq >= last, seq - last <= room, let r = intactRecord(map, at: p, version: version) {
+                let isMark = version >= 2 && r.type == WALRecord.markType
+                if (isMark && r.syncedSeq == r.seq && r.seq > after) || (!isMark && r.seq > last && (version == 1 || r.syncedSeq < r.seq)) {
+                    found.append(r)
+                    if !isMark { last = r.seq }
+                    p = r.end
+                    continue
+                }
             }
             p += 1
         }
@@ -255,6 +264,10 @@ package enum WALReader {
             return hasZeroSector(map, offset, offset + hs)
         }
         let end = offset + hs + length
+        if version >= 2 && length == 0 && end == size && map[offset + hs - 1] == WALRecord.markType {
+            // A damaged durability mark at the very end: it carries no data; losing it loses nothing.
+            return true
+        }
         if end > size {
             // Cut short — unless the rest of the file is exactly the record with a damaged length field.
             let rest = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: map[(offset + 8)..<size]))

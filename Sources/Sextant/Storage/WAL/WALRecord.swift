@@ -39,6 +39,10 @@ package enum WALRecord {
     /// Header size of version 1 records (no `syncedSeq`).
     package static let headerSizeV1 = 17
     package static let batchType: UInt8 = 1
+    /// A durability mark: no payload, `seq` and `syncedSeq` both the last batch's sequence number. Written (and
+    /// fsynced) when a log is closed cleanly, so that damage to the last batch of a cleanly closed log is
+    /// recognised as damage, not taken for a torn write. It takes no sequence number of its own.
+    package static let markType: UInt8 = 2
     /// Records larger than this are rejected as corrupt when reading (a flipped length byte must not
     /// make us allocate gigabytes), and batches larger than this are refused when writing.
     package static let maxPayload = 1 << 30
@@ -89,6 +93,20 @@ package enum WALRecord {
             buf.storeBytes(of: seq.littleEndian, toByteOffset: start + 8, as: UInt64.self)
             buf.storeBytes(of: syncedSeq.littleEndian, toByteOffset: start + 16, as: UInt64.self)
             buf[start + 24] = batchType
+            let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buf[(start + 8)...]))
+            buf.storeBytes(of: crc.littleEndian, toByteOffset: start + 4, as: UInt32.self)
+        }
+    }
+
+    /// Appends a durability mark (see ``markType``) for `seq` to `out`.
+    package static func encodeMark(seq: UInt64, into out: inout ByteWriter) {
+        let start = out.bytes.count
+        out.zeros(headerSize)
+        out.bytes.withUnsafeMutableBytes { buf in
+            buf.storeBytes(of: UInt32(0).littleEndian, toByteOffset: start, as: UInt32.self)
+            buf.storeBytes(of: seq.littleEndian, toByteOffset: start + 8, as: UInt64.self)
+            buf.storeBytes(of: seq.littleEndian, toByteOffset: start + 16, as: UInt64.self)
+            buf[start + 24] = markType
             let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buf[(start + 8)...]))
             buf.storeBytes(of: crc.littleEndian, toByteOffset: start + 4, as: UInt32.self)
         }

@@ -139,4 +139,23 @@ package final class WALWriter: @unchecked Sendable {  // all mutable state is gu
     }
 
     package var hasUnsyncedData: Bool { lock.withLock { $0.synced != $0.end } }
+
+    /// Closes the log cleanly: fsyncs what was appended, then appends and fsyncs a durability mark (see
+    /// ``WALRecord/markType``) when batches were appended, so that recovery can tell damage to the last batch
+    /// from a torn write. Further appends fail with ``SextantError/Code/closed``.
+    package func closeCleanly() throws(SextantError) {
+        try sync()
+        try lock.withLock { (s) throws(SextantError) in
+            if s.closed { return }
+            s.closed = true
+            if let f = s.failure { throw f }
+            guard s.end > Int64(WALFile.headerSize) else { return }
+            var out = ByteWriter(capacity: WALRecord.headerSize)
+            WALRecord.encodeMark(seq: s.appendedSeq, into: &out)
+            try out.bytes.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: path) }
+            s.end += Int64(out.bytes.count)
+            try io.fsync(fd, path: path)
+            s.synced = s.end
+        }
+    }
 }
