@@ -128,6 +128,14 @@ package final class FaultyFileIO: FileIO, @unchecked Sendable {  // fault state 
         try base.mapReadOnly(fd, length: length, path: path)
     }
     package func unmap(_ region: UnsafeRawBufferPointer) { base.unmap(region) }
+    /// What ``availableBytes(_:)`` reports instead of the real figure (nil: the real one).
+    package let reportedAvailableBytes = Mutex<Int64?>(nil)
+
+    package func availableBytes(_ path: String) -> Int64? {
+        reportedAvailableBytes.withLock { $0 } ?? base.availableBytes(path)
+    }
+    /// How many operations the armed faults have failed so far.
+    package var failures: Int { triggered.load(ordering: .relaxed) }
 }
 
 extension Configuration {

@@ -62,6 +62,9 @@ public struct Configuration: Sendable {
     /// the sequence are the batches lost), and the collection opens writable.
     package var salvageDamagedLogs = false
 
+    /// The first delay before a failed background pass is retried (it doubles each time, up to 120 times this).
+    package var backgroundRetryDelay = 0.5
+
     /// The file system seam (tests inject faults through it).
     package var fileIO: any FileIO = PosixFileIO()
 

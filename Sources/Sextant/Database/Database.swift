@@ -30,15 +30,36 @@ package final class DatabaseCore: @unchecked Sendable {  // mutable state is in 
     /// CURRENT swapped by rename). On failure the in-memory manifest is unchanged.
     package func publish(_ update: (inout Manifest) throws(SextantError) -> Void) throws(SextantError) {
         try manifest.withLock { (m) throws(SextantError) in
+            if let failure = poisoned.withLock({ $0 }) { throw failure }
             var next = m
             try update(&next)
             next.generation = m.generation + 1
-            try Database.writeManifest(next, io: io, at: path)
+            do throws(SextantError) {
+                try Database.writeManifest(next, io: io, at: path)
+            } catch {
+                if error.cause is ManifestPublishUncertain {
+                    // The new state is what the files show: keep it in memory (so nothing it names is removed
+                    // as unpublished), and refuse further changes until a reopen re-reads the disk.
+                    m = next
+                    poisoned.withLock { $0 = error }
+                }
+                throw error
+            }
             try? io.unlink(path + "/" + Manifest.fileName(m.generation))
             m = next
         }
     }
+
+    /// Set when a manifest was renamed into place but its directory fsync failed: every later publish fails.
+    package let poisoned = Mutex<SextantError?>(nil)
+
+    /// Whether `error` came from a publish that may have taken effect (see ``Database/writeManifest``): the
+    /// files it named must not be removed.
+    package static func mayHavePublished(_ error: SextantError) -> Bool { error.cause is ManifestPublishUncertain }
 }
+
+/// The cause of a publish whose new manifest is in place but not known to be durable.
+package struct ManifestPublishUncertain: Error, Sendable {}
 
 /// An open Sextant database: a directory of collections.
 ///
@@ -419,9 +440,38 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
         return manifest
     }
 
+    /// Writes `MANIFEST-<generation>` and points `CURRENT` at it. A failure before `CURRENT` is renamed leaves
+    /// the old state current (and removes what it wrote); a failure after the rename — of the directory fsync
+    /// that makes it durable — is thrown as ``ManifestPublishUncertain``: the new state is what the file system
+    /// shows, but it may not survive a power cut.
     static func writeManifest(_ m: Manifest, io: any FileIO, at path: String) throws(SextantError) {
         let name = Manifest.fileName(m.generation)
-        try io.writeFileAtomically(path + "/" + name, try m.encoded())
-        try io.writeFileAtomically(path + "/CURRENT", Array((name + "\n").utf8))
+        let manifestPath = path + "/" + name
+        try io.writeFileAtomically(manifestPath, try m.encoded())
+        let current = path + "/CURRENT"
+        let tmp = current + ".tmp"
+        do throws(SextantError) {
+            let fd = try io.open(tmp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+            do throws(SextantError) {
+                try Array((name + "\n").utf8).withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
+                try io.fsync(fd, path: tmp)
+            } catch {
+                io.close(fd)
+                throw error
+            }
+            io.close(fd)
+            try io.rename(tmp, to: current)
+        } catch {
+            try? io.unlink(tmp)
+            try? io.unlink(manifestPath)
+            throw error
+        }
+        do throws(SextantError) {
+            try io.syncDirectory(path)
+        } catch {
+            throw SextantError(
+                .readOnly, "\(path): the new manifest is in place but could not be made durable (\(error.message)); writes are refused until the database is reopened",
+                cause: ManifestPublishUncertain())
+        }
     }
 }

@@ -81,4 +81,30 @@ public struct CollectionInfo: Sendable, Codable {
     public var payloadIndexes: [PayloadIndexSpec] = []
     /// Bytes of all the collection's files (segments, deletion files, log).
     public var bytesOnDisk: Int
+    /// Background flushes and compactions: whether they are failing, and when they retry.
+    public var background: BackgroundStatus = BackgroundStatus()
+    /// The damage a collection opened with ``Configuration/readDamagedCollections`` stops at.
+    public var damage: String?
+    /// Whether the collection refuses writes (a read-only open, or damage).
+    public var readOnly = false
+}
+
+/// The state of a collection's background work (flushes, payload index builds, compactions).
+///
+/// After a failure (a full disk, an I/O error) what the attempt wrote is removed at once and the work is
+/// retried later — after 0.5 s, then twice as long each time up to a minute, and after a full disk only once
+/// the file system has room for it — so a failing pass never rewrites the same files in a loop. Acknowledged
+/// writes are safe in the log meanwhile; writers get the error once unflushed tables pile up.
+public struct BackgroundStatus: Sendable, Codable, Hashable {
+    /// The error of the last pass, nil when it succeeded (or none ran).
+    public var lastError: String?
+    /// Consecutive failed passes.
+    public var failures = 0
+    /// Seconds until the next attempt, when one is scheduled after a failure.
+    public var retryInSeconds: Double?
+    /// After a full disk: the free bytes the next attempt waits for.
+    public var waitingForBytes: Int?
+    /// Rows frozen and waiting to be flushed (they are in the log).
+    public var unflushedRows = 0
+    public var isFailing: Bool { lastError != nil }
 }

@@ -62,6 +62,10 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         var nextDeletionGeneration: UInt64
         var closed = false
         var optimizerError: SextantError?
+        /// Consecutive failed background passes, when the next is due, and the free bytes it waits for.
+        var backgroundFailures = 0
+        var backgroundRetryAt: Date?
+        var backgroundNeedsBytes: Int?
         var optimizerScheduled = false
         var indexingScheduled = false
         /// Segments a running merge is replacing: building their graphs would be wasted work.
@@ -880,21 +884,65 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             try flushAllFrozen()
             try ensurePayloadIndexes()
             try backgroundCompaction()
-            state.withLock { $0.optimizerError = nil }
+            state.withLock { s in
+                s.optimizerError = nil
+                s.backgroundFailures = 0
+                s.backgroundRetryAt = nil
+                s.backgroundNeedsBytes = nil
+            }
         } catch {
-            // Typically a full disk. Writers see the error through back-pressure; retry with backoff.
+            // Typically a full disk or an I/O error. What the attempt wrote is already removed; writers see the
+            // error through back-pressure. Retrying at once would redo the same work and fail the same way:
+            // wait, longer after each failure (up to a minute), and after a full disk until the file system
+            // has room for the pass (checked without writing anything).
+            let base = configuration.backgroundRetryDelay
+            let delay = min(120 * base, base * Double(1 << min(attempt, 7)))
+            let needs = error.code == .diskFull ? bytesNeededForBackgroundWork() : nil
             let closed = state.withLock { s in
                 s.optimizerError = error
+                s.backgroundFailures += 1
+                s.backgroundRetryAt = Date().addingTimeInterval(delay)
+                s.backgroundNeedsBytes = needs
                 return s.closed
             }
-            if !closed {
-                let delay = min(5.0, 0.1 * Double(1 << min(attempt, 6)))
-                optimizer.asyncAfter(deadline: .now() + delay) { [self] in backgroundPass(attempt: attempt + 1) }
-            }
+            if !closed { retryBackgroundPass(after: delay, attempt: attempt + 1) }
         }
         optimizerDone.lock()
         optimizerDone.broadcast()
         optimizerDone.unlock()
+    }
+
+    private func retryBackgroundPass(after delay: Double, attempt: Int) {
+        optimizer.asyncAfter(deadline: .now() + delay) { [self] in
+            let (closed, needs) = state.withLock { ($0.closed, $0.backgroundNeedsBytes) }
+            if closed { return }
+            if let needs, let free = io.availableBytes(directory), free < Int64(needs) {
+                // Still no room: look again later, without touching the disk.
+                let next = min(120 * configuration.backgroundRetryDelay, delay * 2)
+                state.withLock { $0.backgroundRetryAt = Date().addingTimeInterval(next) }
+                retryBackgroundPass(after: next, attempt: attempt)
+                return
+            }
+            backgroundPass(attempt: attempt)
+        }
+    }
+
+    /// Bytes the pending flushes would write (vectors, payloads, a margin for indexes and the manifest).
+    private func bytesNeededForBackgroundWork() -> Int {
+        state.withLock { s in
+            let table = s.frozen.reduce(0) { $0 + $1.count * dimension * 4 + $1.payloadBytes }
+            return table + table / 4 + (1 << 20)
+        }
+    }
+
+    /// The state of the background work (flushes, compactions): failing or not, since when, retrying when.
+    public var backgroundStatus: BackgroundStatus {
+        state.withLock { s in
+            BackgroundStatus(
+                lastError: s.optimizerError?.message, failures: s.backgroundFailures,
+                retryInSeconds: s.backgroundRetryAt.map { max(0, $0.timeIntervalSinceNow) }, waitingForBytes: s.backgroundNeedsBytes,
+                unflushedRows: s.frozen.reduce(0) { $0 + $1.count })
+        }
     }
 
     private func backgroundCompaction() throws(SextantError) {
@@ -940,6 +988,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         var newRowOf = [Int32](repeating: -1, count: table.count)
         for (i, r) in rows.enumerated() { newRowOf[r] = Int32(i) }
         var created: SealedSegment?
+        do throws(SextantError) {
         if !rows.isEmpty {
             let path = directory + "/" + SegmentFile.name(segmentID)
             try SegmentWriter.write(
@@ -970,7 +1019,20 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                 if let i = s.frozen.firstIndex(where: { $0 === table }) { s.frozen.remove(at: i) }
                 if s.bulkLoads > 0, let id = created?.segment.id { s.deferred.insert(id) }
             })
+        } catch {
+            // Not published: remove what this attempt wrote now, once, rather than leaving it for the next open.
+            if !DatabaseCore.mayHavePublished(error) { removeUnpublished(segmentID: segmentID) }
+            throw error
+        }
         scheduleIndexing()
+    }
+
+    /// Removes every file of a segment that was never published (the segment, its index file, temp files).
+    private func removeUnpublished(segmentID: UInt64) {
+        let prefix = hex16(segmentID) + "."
+        for name in (try? io.listDirectory(directory)) ?? [] where name.hasPrefix(prefix) {
+            try? io.unlink(directory + "/" + name)
+        }
     }
 
     /// Merges the sealed segments with these ids (those still present) into one.
@@ -1003,6 +1065,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             newRowOf.append(map)
         }
         var created: SealedSegment?
+        do throws(SextantError) {
         if !rows.isEmpty {
             let path = directory + "/" + SegmentFile.name(segmentID)
             try SegmentWriter.write(
@@ -1033,6 +1096,10 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                 if let id = created?.segment.id, ids.allSatisfy({ s.deferred.contains($0) }) { s.deferred.insert(id) }
                 s.deferred.subtract(ids)
             })
+        } catch {
+            if !DatabaseCore.mayHavePublished(error) { removeUnpublished(segmentID: segmentID) }
+            throw error
+        }
         // The inputs are no longer named by the manifest: remove them (readers still holding a view keep
         // their mappings, which outlive the unlink).
         scheduleIndexing()
@@ -1109,6 +1176,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             id: $0.segment.id, rows: $0.segment.rowCount, deletionGeneration: $0.generation, bytes: $0.segment.fileSize,
             payload: $0.payload != nil ? $0.payloadGeneration : nil)] } ?? [])
         let (nextSegmentID, nextGeneration) = state.withLock { ($0.nextSegmentID, $0.nextDeletionGeneration) }
+        do throws(SextantError) {
         try database.publish { m throws(SextantError) in
             guard let i = m.collections.firstIndex(where: { $0.id == id }) else {
                 throw SextantError(.closed, "collection '\(name)' was dropped")
@@ -1127,6 +1195,16 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                 m.collections[i].checkpointSeq = checkpoint.seq
                 m.collections[i].firstLiveWALFile = checkpoint.firstLiveWALFile
             }
+        }
+        } catch {
+            // The deletion generations written for this publish are named by no manifest: remove them now.
+            if !DatabaseCore.mayHavePublished(error) {
+                for (id, (g, _)) in generations { try? io.unlink(directory + "/" + SegmentFile.deletionName(id, generation: g)) }
+                if let created = newSegment, created.generation != 0 {
+                    try? io.unlink(directory + "/" + SegmentFile.deletionName(created.segment.id, generation: created.generation))
+                }
+            }
+            throw error
         }
 
         // 4. Swap the in-memory state.
@@ -1208,7 +1286,8 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         return CollectionInfo(
             name: name, dimension: dimension, metric: metric, count: count, segments: segments,
             memtableRows: memRows, indexedRows: segments.filter { $0.index == "graph" }.reduce(0) { $0 + $1.rows },
-            indexConfiguration: index, payloadIndexes: payloadIndexes, bytesOnDisk: diskUsage(directory))
+            indexConfiguration: index, payloadIndexes: payloadIndexes, bytesOnDisk: diskUsage(directory),
+            background: backgroundStatus, damage: damage?.message, readOnly: isReadOnly)
     }
 
     private func diskUsage(_ path: String) -> Int {

@@ -35,6 +35,16 @@ package protocol FileIO: Sendable {
     /// Maps `length` bytes of `fd` read-only. The mapping outlives the descriptor.
     func mapReadOnly(_ fd: Int32, length: Int, path: String) throws(SextantError) -> UnsafeRawBufferPointer
     func unmap(_ region: UnsafeRawBufferPointer)
+    /// Bytes an unprivileged process can still write on the file system holding `path` (nil: unknown).
+    func availableBytes(_ path: String) -> Int64?
+}
+
+extension FileIO {
+    package func availableBytes(_ path: String) -> Int64? {
+        var st = statvfs()
+        guard statvfs(path, &st) == 0 else { return nil }
+        return Int64(st.f_bavail) * Int64(st.f_frsize)
+    }
 }
 
 extension SextantError {

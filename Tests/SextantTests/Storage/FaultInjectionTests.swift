@@ -3,6 +3,7 @@
 import Foundation
 @testable import Sextant
 import SextantTestSupport
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -123,6 +124,51 @@ import Glibc
             db.close()
         }
         try reopenAndCheck(dir.path, expected: Set(0..<60))
+    }
+
+    /// After a full disk the background flush removes what it wrote, once; then waits for the file system to
+    /// have room without writing anything (no loop rewriting the same segment); `info` shows the state; once
+    /// there is room again it finishes by itself.
+    @Test func aFailingBackgroundFlushBacksOffWaitsForSpaceAndRecovers() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let io = FaultyFileIO()
+        let db = try Database.open(at: dir.path, configuration: .withFileIO(io) {
+            $0.memtableBytes = 3 * 4 * 256  // 256 rows per table
+            $0.backgroundRetryDelay = 0.02
+        })
+        defer { db.close() }
+        let c = try db.createCollection("c", dimension: 3, metric: .euclidean)
+        io.arm(.diskFull(pathContains: ".seg"))
+        io.reportedAvailableBytes.withLock { $0 = 0 }
+        for b in 0..<3 { try c.upsert(records((b * 100)..<(b * 100 + 100))) }  // the third batch freezes the first 200 rows
+        var waited = 0
+        while c.backgroundStatus.failures == 0 && waited < 500 {
+            usleep(10_000)
+            waited += 1
+        }
+        let status = c.backgroundStatus
+        #expect(status.isFailing && status.lastError?.contains("disk full") == true, "\(status)")
+        #expect(status.waitingForBytes.map { $0 > 256 * 12 } == true)
+        #expect(try c.info().background.unflushedRows == 200)
+        let failuresAfterFirstPass = io.failures
+        // Nothing of the failed attempt is left, and over many retry periods nothing is written again.
+        usleep(400_000)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/collections/0000000000000001")
+        #expect(files == ["wal"], "\(files)")
+        #expect(io.failures == failuresAfterFirstPass, "the background flush kept retrying on a full disk")
+        #expect(try c.count() == 300)
+        // Room again: the flush completes on its own.
+        io.disarm()
+        io.reportedAvailableBytes.withLock { $0 = nil }
+        waited = 0
+        while try (c.backgroundStatus.isFailing || c.info().segments.isEmpty) && waited < 1000 {
+            usleep(10_000)
+            waited += 1
+        }
+        #expect(!c.backgroundStatus.isFailing && c.backgroundStatus.failures == 0)
+        #expect(try c.info().segments.map(\.rows) == [200])
+        #expect(try c.count() == 300)
     }
 
     @Test func diskFullWhilePublishingTheManifestChangesNothing() throws {
