@@ -354,7 +354,9 @@ extension Database {
                         if done % 10_000 == 0 { try progress(done) }
                         return true
                     } catch {
-                        failure = error
+                        // The record parser names the line, not the file: add it.
+                        let named = error.message.hasPrefix(recordsPath) || vectorsPath.map { error.message.hasPrefix($0) } == true
+                        failure = named ? error : SextantError(error.code, "\(recordsPath): \(error.message)")
                         return false
                     }
                 } }
@@ -420,8 +422,15 @@ extension Database {
             lineNumber += 1
             if i > start {
                 let line: JSONValue
-                do { line = try JSONParser.parse(Array(text[start..<i])) } catch {
-                    throw SextantError(error.code, "\(path): line \(lineNumber): \(error.message)")
+                do throws(SextantError) {
+                    line = try Array(text[start..<i]).withUnsafeBytes { (raw) in
+                        Result { () throws(SextantError) in
+                            var scanner = JSONScanner(raw, lineNumber: lineNumber)
+                            return try scanner.parseDocument()
+                        }
+                    }.get()
+                } catch {
+                    throw SextantError(error.code, "\(path): \(error.message)")  // "line N, column C: …"
                 }
                 switch line["id"] {
                 case .int(let v)?: if v >= 0 { out.append(.int(UInt64(v))) }

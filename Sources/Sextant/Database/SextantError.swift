@@ -63,7 +63,7 @@ public struct SextantError: Error, Sendable, CustomStringConvertible {
         file: String = #fileID, line: Int = #line
     ) {
         self.code = code
-        self.message = Self.escapingNonPrintables(message)
+        self.message = Self.bounded(Self.escapingNonPrintables(message))
         self.cause = cause
         self.location = "\(file):\(line)"
     }
@@ -113,6 +113,20 @@ extension SextantError {
         }
         if cut { return out + "…' (\(text.unicodeScalars.count) characters)" }
         return out + "'"
+    }
+
+    /// The longest message kept whole, in unicode scalars. Longer ones (only possible when a huge input is
+    /// echoed unquoted) keep their start and end, which say what and where, and drop the middle.
+    public static let maxMessageCharacters = 2000
+
+    private static func bounded(_ message: String) -> String {
+        let scalars = message.unicodeScalars
+        guard scalars.count > maxMessageCharacters else { return message }
+        let head = scalars.prefix(1200), tail = scalars.suffix(600)
+        var out = String(String.UnicodeScalarView(head))
+        out += "…[\(scalars.count - head.count - tail.count) characters omitted]…"
+        out += String(String.UnicodeScalarView(tail))
+        return out
     }
 
     /// `text` with control and other non-printable characters escaped (`\n`, `\u{1B}`); everything else,
