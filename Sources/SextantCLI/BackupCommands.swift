@@ -16,7 +16,7 @@ struct Export: ParsableCommand {
     @Argument(help: "The export directory (must not exist, or be empty).") var directory: String
     @Option(help: "npy | jsonl") var format: String = "npy"
     @Option(help: "none | gzip | zstd") var compress: String = "none"
-    @Option(help: "Records per chunk file.") var chunk: Int = 100_000
+    @Option(help: "Records per chunk file (≥ 1; a chunk never holds more than the collection).") var chunk: Int = 100_000
     @Option(help: "Export only the records passing this filter (Qdrant filter JSON).") var filter: String?
     @Option(help: "auto | bar | json | none (json: JSON Lines events on stderr).") var progress: String = "auto"
 

@@ -8,11 +8,11 @@ struct Create: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create a collection.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Collection name (letters, digits, '_', '-', '.').") var name: String
-    @Option(name: .customLong("dim"), help: "Vector dimension.") var dimension: Int
+    @Option(name: .customLong("dim"), help: "Vector dimension, 1…65536.") var dimension: Int
     @Option(help: "cosine | dot | euclidean | manhattan") var metric: String = "cosine"
-    @Option(name: .customLong("m"), help: "HNSW links per node (M).") var neighborsPerNode: Int = 16
-    @Option(name: .customLong("ef-construction"), help: "HNSW beam width while building (efConstruction).") var efConstruction: Int = 200
-    @Option(help: "Segments with fewer rows get no graph and are searched exactly.") var minGraphRows: Int = 1024
+    @Option(name: .customLong("m"), help: "HNSW links per node (M), 2…128.") var neighborsPerNode: Int = 16
+    @Option(name: .customLong("ef-construction"), help: "HNSW beam width while building (efConstruction), 1…10000.") var efConstruction: Int = 200
+    @Option(help: "Segments with fewer rows get no graph and are searched exactly (≥ 0).") var minGraphRows: Int = 1024
     @Option(help: "none | int8: traverse graphs on int8 codes, rescoring candidates with the float vectors.") var quantization: String = "none"
     @Option(help: "Words left out of full-text indexes: none | english | a comma-separated list.") var stopWords: String = "none"
 

@@ -13,9 +13,9 @@ struct Import: ParsableCommand {
             the "id" of each --records line, else 0…n−1; metadata and documents from --records (JSON Lines in
             the same order, "vector" absent).
             After each batch is durable, prints "committed N" (N = records committed so far) and flushes.
-            A batch holds at most 1000000 records and 1 GiB encoded (about 4 bytes per vector value plus ids,
-            metadata and documents); a larger one is refused before anything of it is written.
-            Ids in an --ids file follow the CLI's rule: all digits = an integer id (at most
+            A batch holds at most 1000000 records and 1 GiB encoded (about 4 bytes per vector value plus \
+            ids, metadata and documents); a larger one is refused before anything of it is written.
+            Ids in an --ids file follow the CLI's rule: all digits = an integer id (at most \
             18446744073709551615), anything else = a string id.
             """)
     @OptionGroup var global: GlobalOptions
@@ -80,8 +80,8 @@ struct Upsert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Insert or replace one record.",
         discussion: """
-            ID: all digits = an integer id (at most 18446744073709551615: more digits are an error, as in
-            a JSON Lines import), i:N = integer id N, s:TEXT = string id TEXT, anything else = a string id.
+            ID: all digits = an integer id (at most 18446744073709551615: more digits are an error, as \
+            in a JSON Lines import), i:N = integer id N, s:TEXT = string id TEXT, anything else = a string id.
             The vector's values must be finite and its norm at most 1e18 (at least 1e-18 under cosine).
             """)
     @OptionGroup var global: GlobalOptions

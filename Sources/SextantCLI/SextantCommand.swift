@@ -16,12 +16,14 @@ struct SextantCommand: ParsableCommand {
         abstract: "An embedded vector database: durable collections, vector / full-text / hybrid search with filters, import and verification.",
         discussion: """
             The database is a directory: --db PATH, else $SEXTANT_DB, else ./sextant-data.
-            Errors go to stderr as one line "error: …" with exit status 1; --json switches output to
+            Errors go to stderr as one line "error: …" with exit status 1; --json switches output to \
             machine-readable JSON (strict JSON: a score that is not a finite number is written as null).
-            Record ids: all digits = an integer id (at most 18446744073709551615; more digits are an error,
-            not a string id), i:N = integer id N, s:TEXT = string id TEXT, anything else = a string id;
-            --string-id / --string-ids take the text as a string id whatever it looks like.
-            Limits: search limit + offset ≤ 100000, --ef ≤ 100000, import --batch ≤ 1000000 records and
+
+            Record ids: all digits = an integer id (at most 18446744073709551615; more digits are an \
+            error, not a string id), i:N = integer id N, s:TEXT = string id TEXT, anything else = a \
+            string id; --string-id / --string-ids take the text as a string id whatever it looks like.
+
+            Limits: search limit + offset ≤ 100000, --ef ≤ 100000, import --batch ≤ 1000000 records and \
             ≤ 1 GiB encoded, vector norms ≤ 1e18 (≥ 1e-18 under cosine), --dim 1…65536.
             """,
         version: "0.1.0",
