@@ -64,15 +64,21 @@ public enum Limits {
 
     /// Refuses a batch whose log record would exceed ``maxBatchBytes``, before anything is written.
     /// `advice` ends the message (how the caller makes batches smaller).
-    package static func checkBatchBytes(_ mutations: [Mutation], advice: String = "split it into smaller batches") throws(SextantError) {
+    package static func checkBatchBytes(
+        _ mutations: [Mutation], limit: Int = maxBatchBytes, advice: String = "split it into smaller batches"
+    ) throws(SextantError) {
         let bytes = batchRecordBytes(mutations)
-        if bytes > maxBatchBytes { throw batchTooLarge(bytes: bytes, records: mutations.count, advice: advice) }
+        if bytes > limit { throw batchTooLarge(bytes: bytes, records: mutations.count, limit: limit, advice: advice) }
     }
 
-    package static func batchTooLarge(bytes: Int, records: Int, advice: String) -> SextantError {
+    /// The bound of a batch that is encoded but never logged (a restore's hidden collection): the encoder
+    /// writes lengths as `u32`, so a larger batch would trap instead of failing.
+    package static let maxUnloggedBatchBytes = Int(UInt32.max)
+
+    package static func batchTooLarge(bytes: Int, records: Int, limit: Int = maxBatchBytes, advice: String) -> SextantError {
         SextantError(
             .invalidArgument,
-            "a batch of \(records) records encodes to \(bytes) bytes or more; the limit is \(maxBatchBytes) bytes (1 GiB) per batch: \(advice)")
+            "a batch of \(records) records encodes to \(bytes) bytes or more; the limit is \(limit) bytes\(limit == maxBatchBytes ? " (1 GiB)" : "") per batch: \(advice)")
     }
 
     /// Why a vector with this sum of squares (computed in Float64) is refused, or nil if it is accepted.

@@ -295,9 +295,9 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         guard !batch.mutations.isEmpty || batch.freeze else { return 0 }
         if !batch.mutations.isEmpty, let reason = state.withLock({ $0.writeBlock }) { throw SextantError(.locked, reason) }
         // One log record per batch, and the reader refuses records over 1 GiB: refuse the batch now, before
-        // anything is written. (A hidden restore collection writes no log; its batches are bounded by the
-        // restore itself.)
-        if !state.withLock({ $0.unlogged }) { try Limits.checkBatchBytes(batch.mutations) }
+        // anything is written. (A hidden restore collection writes no log, but its batches are still
+        // encoded, with u32 lengths.)
+        try Limits.checkBatchBytes(batch.mutations, limit: state.withLock { $0.unlogged } ? Limits.maxUnloggedBatchBytes : Limits.maxBatchBytes)
         return try commits.submit(batch) { group in self.lead(group) }
     }
 
