@@ -16,14 +16,14 @@ struct Export: ParsableCommand {
     @Argument(help: "The export directory (must not exist, or be empty).") var directory: String
     @Option(help: "npy | jsonl") var format: String = "npy"
     @Option(help: "none | gzip | zstd") var compress: String = "none"
-    @Option(help: "Records per chunk file.") var chunk: Int = 100_000
+    @Option(help: "Records per chunk file (≥ 1; a chunk never holds more than the collection).") var chunk: Int = 100_000
     @Option(help: "Export only the records passing this filter (Qdrant filter JSON).") var filter: String?
     @Option(help: "auto | bar | json | none (json: JSON Lines events on stderr).") var progress: String = "auto"
 
     func run() throws {
-        guard let f = ExportFormat(rawValue: format) else { fail("unknown format '\(format)' (use npy or jsonl)") }
-        guard let c = Compression(rawValue: compress) else { fail("unknown compression '\(compress)' (use none, gzip or zstd)") }
-        guard let mode = ProgressLine.Mode(rawValue: progress) else { fail("unknown progress mode '\(progress)' (use auto, bar, json or none)") }
+        guard let f = ExportFormat(rawValue: format) else { fail("unknown format \(SextantError.quoted(format)) (use npy or jsonl)") }
+        guard let c = Compression(rawValue: compress) else { fail("unknown compression \(SextantError.quoted(compress)) (use none, gzip or zstd)") }
+        guard let mode = ProgressLine.Mode(rawValue: progress) else { fail("unknown progress mode \(SextantError.quoted(progress)) (use auto, bar, json or none)") }
         let parsed = filter.map(parseFilter)
         try withDatabase(global, readOnly: true) { db in
             let collection = try db.collection(name)
@@ -71,9 +71,9 @@ struct Restore: ParsableCommand {
     @Option(help: "auto | bar | json | none (json: JSON Lines events on stderr).") var progress: String = "auto"
 
     func run() throws {
-        guard let m = RestoreMode(rawValue: mode) else { fail("unknown mode '\(mode)' (use new, override or merge)") }
-        guard let policy = ConflictPolicy(rawValue: onConflict) else { fail("unknown conflict policy '\(onConflict)' (use skip, overwrite or fail)") }
-        guard let pmode = ProgressLine.Mode(rawValue: progress) else { fail("unknown progress mode '\(progress)' (use auto, bar, json or none)") }
+        guard let m = RestoreMode(rawValue: mode) else { fail("unknown mode \(SextantError.quoted(mode)) (use new, override or merge)") }
+        guard let policy = ConflictPolicy(rawValue: onConflict) else { fail("unknown conflict policy \(SextantError.quoted(onConflict)) (use skip, overwrite or fail)") }
+        guard let pmode = ProgressLine.Mode(rawValue: progress) else { fail("unknown progress mode \(SextantError.quoted(progress)) (use auto, bar, json or none)") }
         if mapping != nil && !remapIds { fail("--mapping goes with --remap-ids") }
         if FileManager.default.fileExists(atPath: directory + "/CHAIN") {
             if mode != "new" || dryRun || remapIds { fail("a backup restore replaces the collections it holds; use --into NAME to restore one under a new name") }
@@ -81,7 +81,7 @@ struct Restore: ParsableCommand {
                 try cancellableOnInterrupt {
                     try db.restoreBackup(from: directory, at: at, collections: collection.map { [$0] }, as: into) { _ in try checkInterrupt() }
                 }
-                Output.line(global.json ? #"{"restored_backup":"\#(directory)"}"# : "restored the backup in \(directory)\(at.map { " (number \($0))" } ?? "")")
+                Output.line(global.json ? #"{"restored_backup":\#(JSONOut.string(directory))}"# : "restored the backup in \(directory)\(at.map { " (number \($0))" } ?? "")")
                 Output.flush()
             }
             return
@@ -101,7 +101,7 @@ struct Restore: ParsableCommand {
             line.finish()
             let secs = Date().timeIntervalSince(started)
             if global.json {
-                Output.line(#"{"collection":"\#(s.collection)","mode":"\#(s.mode.rawValue)","records":\#(s.records),"added":\#(s.added),"skipped":\#(s.skipped),"overwritten":\#(s.overwritten),"conflicts":\#(s.conflicts),"dry_run":\#(s.dryRun),"seconds":\#(String(format: "%.3f", secs))}"#)
+                Output.line(#"{"collection":\#(JSONOut.string(s.collection)),"mode":\#(JSONOut.string(s.mode.rawValue)),"records":\#(s.records),"added":\#(s.added),"skipped":\#(s.skipped),"overwritten":\#(s.overwritten),"conflicts":\#(s.conflicts),"dry_run":\#(s.dryRun),"seconds":\#(String(format: "%.3f", secs))}"#)
             } else {
                 Output.line("\(s.dryRun ? "dry run: would restore" : "restored") \(s.records) records into '\(s.collection)' (\(s.mode.rawValue)): added \(s.added), skipped \(s.skipped), overwritten \(s.overwritten), conflicts \(s.conflicts) in \(String(format: "%.2f", secs)) s")
             }
@@ -126,7 +126,7 @@ struct Transfer: ParsableCommand {
 
     static func endpoint(_ text: String, _ flag: String) -> (String, String) {
         guard let colon = text.lastIndex(of: ":"), colon != text.startIndex, text.index(after: colon) != text.endIndex else {
-            fail("\(flag) must be DB:COLLECTION, not '\(text)'")
+            fail("\(flag) must be DB:COLLECTION, not \(SextantError.quoted(text))")
         }
         return (String(text[..<colon]), String(text[text.index(after: colon)...]))
     }
@@ -134,9 +134,9 @@ struct Transfer: ParsableCommand {
     func run() throws {
         let (fromDB, fromName) = Self.endpoint(from, "--from")
         let (toDB, toName) = Self.endpoint(to, "--to")
-        guard let m = RestoreMode(rawValue: mode) else { fail("unknown mode '\(mode)' (use new, override or merge)") }
-        guard let policy = ConflictPolicy(rawValue: onConflict) else { fail("unknown conflict policy '\(onConflict)' (use skip, overwrite or fail)") }
-        guard let pmode = ProgressLine.Mode(rawValue: progress) else { fail("unknown progress mode '\(progress)'") }
+        guard let m = RestoreMode(rawValue: mode) else { fail("unknown mode \(SextantError.quoted(mode)) (use new, override or merge)") }
+        guard let policy = ConflictPolicy(rawValue: onConflict) else { fail("unknown conflict policy \(SextantError.quoted(onConflict)) (use skip, overwrite or fail)") }
+        guard let pmode = ProgressLine.Mode(rawValue: progress) else { fail("unknown progress mode \(SextantError.quoted(progress))") }
         do {
             let source = try Database.open(at: fromDB)
             defer { source.close() }
@@ -154,7 +154,7 @@ struct Transfer: ParsableCommand {
             }
             line.finish()
             if json {
-                Output.line(#"{"collection":"\#(s.collection)","mode":"\#(s.mode.rawValue)","records":\#(s.records),"added":\#(s.added),"skipped":\#(s.skipped),"overwritten":\#(s.overwritten),"conflicts":\#(s.conflicts),"dry_run":\#(s.dryRun)}"#)
+                Output.line(#"{"collection":\#(JSONOut.string(s.collection)),"mode":\#(JSONOut.string(s.mode.rawValue)),"records":\#(s.records),"added":\#(s.added),"skipped":\#(s.skipped),"overwritten":\#(s.overwritten),"conflicts":\#(s.conflicts),"dry_run":\#(s.dryRun)}"#)
             } else {
                 Output.line("\(s.dryRun ? "dry run: would transfer" : "transferred") \(s.records) records into \(toDB):\(s.collection) (\(s.mode.rawValue)): added \(s.added), skipped \(s.skipped), overwritten \(s.overwritten), conflicts \(s.conflicts)")
             }
@@ -181,7 +181,7 @@ struct BackupCommand: ParsableCommand {
                 try db.backup(to: directory, collections: collection.map { [$0] }, incremental: incremental) { _ in try checkInterrupt() }
             }
             if global.json {
-                Output.line(#"{"backup":\#(info.sequence),"kind":"\#(info.kind)","bytes":\#(info.bytes),"total_bytes":\#(info.totalBytes)}"#)
+                Output.line(#"{"backup":\#(info.sequence),"kind":\#(JSONOut.string(info.kind)),"bytes":\#(info.bytes),"total_bytes":\#(info.totalBytes)}"#)
             } else {
                 Output.line("backup \(info.sequence) (\(info.kind)) of \(info.collections.joined(separator: ", ")): stored \(info.bytes) bytes, restores \(info.totalBytes)")
             }

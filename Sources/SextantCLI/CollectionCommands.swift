@@ -8,18 +8,18 @@ struct Create: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create a collection.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Collection name (letters, digits, '_', '-', '.').") var name: String
-    @Option(name: .customLong("dim"), help: "Vector dimension.") var dimension: Int
+    @Option(name: .customLong("dim"), help: "Vector dimension, 1…65536.") var dimension: Int
     @Option(help: "cosine | dot | euclidean | manhattan") var metric: String = "cosine"
-    @Option(name: .customLong("m"), help: "HNSW links per node (M).") var neighborsPerNode: Int = 16
-    @Option(name: .customLong("ef-construction"), help: "HNSW beam width while building (efConstruction).") var efConstruction: Int = 200
-    @Option(help: "Segments with fewer rows get no graph and are searched exactly.") var minGraphRows: Int = 1024
+    @Option(name: .customLong("m"), help: "HNSW links per node (M), 2…128.") var neighborsPerNode: Int = 16
+    @Option(name: .customLong("ef-construction"), help: "HNSW beam width while building (efConstruction), 1…10000.") var efConstruction: Int = 200
+    @Option(help: "Segments with fewer rows get no graph and are searched exactly (≥ 0).") var minGraphRows: Int = 1024
     @Option(help: "none | int8: traverse graphs on int8 codes, rescoring candidates with the float vectors.") var quantization: String = "none"
     @Option(help: "Words left out of full-text indexes: none | english | a comma-separated list.") var stopWords: String = "none"
 
     func run() throws {
-        guard let m = Metric(name: metric) else { fail("unknown metric '\(metric)' (use cosine, dot, euclidean or manhattan)") }
+        guard let m = Metric(name: metric) else { fail("unknown metric \(SextantError.quoted(metric)) (use cosine, dot, euclidean or manhattan)") }
         try withDatabase(global) { db in
-            guard let q = Quantization(rawValue: quantization) else { fail("unknown quantization '\(quantization)' (use none or int8)") }
+            guard let q = Quantization(rawValue: quantization) else { fail("unknown quantization \(SextantError.quoted(quantization)) (use none or int8)") }
             let stops: Set<String>
             switch stopWords {
             case "none": stops = []
@@ -31,7 +31,7 @@ struct Create: ParsableCommand {
                 stopWords: stops)
             try db.createCollection(name, dimension: dimension, metric: m, index: index)
             if global.json {
-                Output.line(#"{"created":"\#(name)","dimension":\#(dimension),"metric":"\#(m)"}"#)
+                Output.line(#"{"created":\#(JSONOut.string(name)),"dimension":\#(dimension),"metric":\#(JSONOut.string(m))}"#)
             } else {
                 Output.line("created collection '\(name)' (dimension \(dimension), \(m))")
             }
@@ -85,7 +85,7 @@ struct Drop: ParsableCommand {
     func run() throws {
         try withDatabase(global) { db in
             try db.dropCollection(name)
-            Output.line(global.json ? #"{"dropped":"\#(name)"}"# : "dropped collection '\(name)'")
+            Output.line(global.json ? #"{"dropped":\#(JSONOut.string(name))}"# : "dropped collection '\(name)'")
             Output.flush()
         }
     }
@@ -101,7 +101,7 @@ struct Flush: ParsableCommand {
             let c = try db.collection(name)
             try c.flush()
             try c.waitForIndexing()
-            Output.line(global.json ? #"{"flushed":"\#(name)"}"# : "flushed '\(name)'")
+            Output.line(global.json ? #"{"flushed":\#(JSONOut.string(name))}"# : "flushed '\(name)'")
             Output.flush()
         }
     }
@@ -120,7 +120,7 @@ struct Compact: ParsableCommand {
             try c.waitForIndexing()
             let after = try c.info()
             if global.json {
-                Output.line(#"{"compacted":"\#(name)","bytes_before":\#(before),"bytes_after":\#(after.bytesOnDisk),"segments":\#(after.segments.count)}"#)
+                Output.line(#"{"compacted":\#(JSONOut.string(name)),"bytes_before":\#(before),"bytes_after":\#(after.bytesOnDisk),"segments":\#(after.segments.count)}"#)
             } else {
                 Output.line("compacted '\(name)': \(before) → \(after.bytesOnDisk) bytes on disk, \(after.segments.count) segment(s)")
             }
@@ -220,11 +220,11 @@ struct IndexCreate: ParsableCommand {
 
     func run() throws {
         guard let t = PayloadIndexType(rawValue: type) else {
-            fail("unknown index type '\(type)' (use \(PayloadIndexType.allCases.map(\.rawValue).joined(separator: ", ")))")
+            fail("unknown index type \(SextantError.quoted(type)) (use \(PayloadIndexType.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         try withDatabase(global) { db in
             try db.collection(name).createPayloadIndex(field, type: t)
-            Output.line(global.json ? #"{"indexed":"\#(field)","type":"\#(t.rawValue)"}"# : "indexed field '\(field)' of '\(name)' (\(t.rawValue))")
+            Output.line(global.json ? #"{"indexed":\#(JSONOut.string(field)),"type":\#(JSONOut.string(t.rawValue))}"# : "indexed field '\(field)' of '\(name)' (\(t.rawValue))")
             Output.flush()
         }
     }
@@ -239,7 +239,7 @@ struct IndexDrop: ParsableCommand {
     func run() throws {
         try withDatabase(global) { db in
             try db.collection(name).dropPayloadIndex(field)
-            Output.line(global.json ? #"{"dropped_index":"\#(field)"}"# : "dropped the index of field '\(field)' of '\(name)'")
+            Output.line(global.json ? #"{"dropped_index":\#(JSONOut.string(field))}"# : "dropped the index of field '\(field)' of '\(name)'")
             Output.flush()
         }
     }
@@ -281,7 +281,7 @@ struct SnapshotCreate: ParsableCommand {
             let info = try db.createSnapshot(name, collections: collection.map { [$0] })
             let ms = Date().timeIntervalSince(t) * 1000
             if global.json {
-                Output.line(#"{"snapshot":"\#(info.name)","collections":\#(info.collections.count),"records":\#(info.records),"bytes":\#(info.bytes),"ms":\#(String(format: "%.1f", ms))}"#)
+                Output.line(#"{"snapshot":\#(JSONOut.string(info.name)),"collections":\#(info.collections.count),"records":\#(info.records),"bytes":\#(info.bytes),"ms":\#(String(format: "%.1f", ms))}"#)
             } else {
                 Output.line("created snapshot '\(info.name)': \(info.collections.joined(separator: ", ")), \(info.records) records, \(info.bytes) bytes linked (\(String(format: "%.0f", ms)) ms)")
             }
@@ -330,7 +330,7 @@ struct SnapshotRestore: ParsableCommand {
                 snapshot = info.name
             }
             try db.restoreSnapshot(snapshot!, collections: collection.map { [$0] }, as: newName)
-            Output.line(global.json ? #"{"restored":"\#(snapshot!)"}"# : "restored snapshot '\(snapshot!)'")
+            Output.line(global.json ? #"{"restored":\#(JSONOut.string(snapshot!))}"# : "restored snapshot '\(snapshot!)'")
             Output.flush()
         }
     }
@@ -344,7 +344,7 @@ struct SnapshotDelete: ParsableCommand {
     func run() throws {
         try withDatabase(global) { db in
             try db.deleteSnapshot(name)
-            Output.line(global.json ? #"{"deleted_snapshot":"\#(name)"}"# : "deleted snapshot '\(name)'")
+            Output.line(global.json ? #"{"deleted_snapshot":\#(JSONOut.string(name))}"# : "deleted snapshot '\(name)'")
             Output.flush()
         }
     }
@@ -360,7 +360,7 @@ struct SnapshotArchiveCommand: ParsableCommand {
     func run() throws {
         try withDatabase(global, readOnly: true) { db in
             try db.archiveSnapshot(name, to: file)
-            Output.line(global.json ? #"{"archived":"\#(name)","file":"\#(file)"}"# : "archived snapshot '\(name)' to \(file)")
+            Output.line(global.json ? #"{"archived":\#(JSONOut.string(name)),"file":\#(JSONOut.string(file))}"# : "archived snapshot '\(name)' to \(file)")
             Output.flush()
         }
     }

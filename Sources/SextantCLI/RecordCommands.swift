@@ -13,6 +13,10 @@ struct Import: ParsableCommand {
             the "id" of each --records line, else 0…n−1; metadata and documents from --records (JSON Lines in
             the same order, "vector" absent).
             After each batch is durable, prints "committed N" (N = records committed so far) and flushes.
+            A batch holds at most 1000000 records and 1 GiB encoded (about 4 bytes per vector value plus \
+            ids, metadata and documents); a larger one is refused before anything of it is written.
+            Ids in an --ids file follow the CLI's rule: all digits = an integer id (at most \
+            18446744073709551615), anything else = a string id.
             """)
     @OptionGroup var global: GlobalOptions
     @Argument var name: String
@@ -20,7 +24,7 @@ struct Import: ParsableCommand {
     @Option(help: "jsonl | npy (default: from the file extension).") var format: String?
     @Option(help: "Ids, one per line (npy).") var ids: String?
     @Option(help: "Metadata and documents as JSON Lines (npy).") var records: String?
-    @Option(help: "Records per atomic, durable batch.") var batch: Int = 1000
+    @Option(help: "Records per atomic, durable batch (1…1000000; at most 1 GiB encoded).") var batch: Int = 1000
     @Flag(help: "Exit once the records are durable, without waiting for the graphs (they are built on a later open; until then search scans those segments).")
     var noIndexWait = false
     @Option(help: "auto | bar | json | none (json: JSON Lines events on stderr).") var progress: String = "auto"
@@ -31,10 +35,10 @@ struct Import: ParsableCommand {
         switch fmt {
         case "jsonl", "json": source = .jsonLines(path: file)
         case "npy": source = .npy(vectors: file, ids: ids, records: records)
-        default: fail("unknown format '\(fmt)' (use jsonl or npy)")
+        default: fail("unknown format \(SextantError.quoted(fmt)) (use jsonl or npy)")
         }
         if fmt != "npy" && (ids != nil || records != nil) { fail("--ids and --records apply to --format npy only") }
-        guard let pmode = ProgressLine.Mode(rawValue: progress) else { fail("unknown progress mode '\(progress)' (use auto, bar, json or none)") }
+        guard let pmode = ProgressLine.Mode(rawValue: progress) else { fail("unknown progress mode \(SextantError.quoted(progress)) (use auto, bar, json or none)") }
         let total = (try? NPYFile(path: file)).map(\.rows)
         try withDatabase(global) { db in
             let c = try db.collection(name)
@@ -60,17 +64,29 @@ struct Import: ParsableCommand {
                 try c.flush()
                 try c.waitForIndexing()
                 let info = try c.info()
-                FileHandle.standardError.write(Data(String(format: "indexed %d of %d rows in %.2fs\n", info.indexedRows, info.count, Date().timeIntervalSince(t)).utf8))
+                // Live records on both sides: `indexedRows` counts every row of a graph segment, deleted
+                // and replaced ones included, which can exceed the number of live records.
+                let indexed = info.segments.filter { $0.index == "graph" }.reduce(0) { $0 + $1.liveRows }
+                let exact = info.count - indexed
+                FileHandle.standardError.write(Data(String(
+                    format: "indexed %d of %d records in %.2fs%@\n", indexed, info.count, Date().timeIntervalSince(t),
+                    exact > 0 ? " (the other \(exact) are searched exactly: segments too small for a graph, or not flushed)" : "").utf8))
             }
         }
     }
 }
 
 struct Upsert: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Insert or replace one record.")
+    static let configuration = CommandConfiguration(
+        abstract: "Insert or replace one record.",
+        discussion: """
+            ID: all digits = an integer id (at most 18446744073709551615: more digits are an error, as \
+            in a JSON Lines import), i:N = integer id N, s:TEXT = string id TEXT, anything else = a string id.
+            The vector's values must be finite and its norm at most 1e18 (at least 1e-18 under cosine).
+            """)
     @OptionGroup var global: GlobalOptions
     @Argument var name: String
-    @Argument var id: String
+    @Argument(help: "The id: digits = integer (≤ 18446744073709551615), s:TEXT = string, i:N = integer.") var id: String
     @Option(help: "The vector as a JSON array.") var vector: String
     @Option(help: "Metadata as JSON.") var metadata: String?
     @Option(help: "Document text.") var document: String?
@@ -96,7 +112,7 @@ struct Get: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print records by id as JSON Lines (missing ids are reported on stderr).")
     @OptionGroup var global: GlobalOptions
     @Argument var name: String
-    @Argument(help: "Ids: digits = integer id, s:TEXT = string id.") var ids: [String]
+    @Argument(help: "Ids: digits = integer id (≤ 18446744073709551615), s:TEXT = string id, i:N = integer id.") var ids: [String]
     @Flag(help: "Treat every id as a string.") var stringIds = false
     @Flag(help: "Leave the vectors out.") var noVector = false
 
@@ -108,7 +124,7 @@ struct Get: ParsableCommand {
             Output.flush()
             let missing = Set(wanted).subtracting(found.map(\.id))
             for id in wanted where missing.contains(id) {
-                FileHandle.standardError.write(Data("not found: \(id)\n".utf8))
+                FileHandle.standardError.write(Data("not found: \(id.quotedForMessages)\n".utf8))
             }
             if !missing.isEmpty { throw ExitCode(1) }
         }
@@ -161,20 +177,22 @@ struct Scroll: ParsableCommand {
             """)
     @OptionGroup var global: GlobalOptions
     @Argument var name: String
-    @Option(help: "Records per page.") var limit: Int = 100
-    @Option(help: "Continuation token from the previous page.") var after: String?
+    @Option(help: "Records per page (any positive number; a page never holds more than the collection).") var limit: Int = 100
+    @Option(help: "Continuation token from the previous page: i:N or s:TEXT, as its {\"next\": …} line gives it.") var after: String?
     @Option(help: "List only records passing this filter (Qdrant filter JSON).") var filter: String?
     @Flag(help: "Include vectors.") var withVector = false
 
     func run() throws {
-        let afterID = after.map { parseID($0) }
+        let afterID = after.map { token in
+            do throws(SextantError) { return try RecordID(continuationToken: token) } catch { fail("--after: \(error.message)") }
+        }
         let parsed = filter.map(parseFilter)
         try withDatabase(global, readOnly: true) { db in
             let page = try db.collection(name).scroll(after: afterID, limit: limit, filter: parsed, include: withVector ? .all : [.metadata, .document])
             JSONOut.writeRecords(page.records)
             if let next = page.nextAfter {
                 var out: [UInt8] = Array(#"{"next":"#.utf8)
-                JSONWriter.write(.string(token(next)), into: &out)
+                JSONWriter.write(.string(next.continuationToken), into: &out)
                 out.append(contentsOf: Array("}\n".utf8))
                 Output.write(out)
             }
@@ -202,13 +220,13 @@ struct Search: ParsableCommand {
     @Option(help: "Hybrid fusion: rrf | weighted.") var fusion: String = "rrf"
     @Option(help: "Weighted fusion: the vector side's weight, 0…1.") var alpha: Double = 0.5
     @Option(help: "Reciprocal rank fusion constant.") var rrfK: Double = 60
-    @Option(help: "BM25 k1.") var k1: Double = 1.2
-    @Option(help: "BM25 b.") var b: Double = 0.75
-    @Option(help: "Results per query.") var limit: Int = 10
+    @Option(help: "BM25 k1 (0…1000).") var k1: Double = 1.2
+    @Option(help: "BM25 b (0…1).") var b: Double = 0.75
+    @Option(help: "Results per query (limit + offset ≤ 100000; more than the collection holds is fine).") var limit: Int = 10
     @Option(help: "Skip this many of the best results first (paging).") var offset: Int = 0
     @Option(help: "Only records passing this filter (Qdrant filter JSON).") var filter: String?
     @Option(help: "Keep hits scoring at least this (cosine, dot) or at most this (euclidean, manhattan).") var scoreThreshold: Float?
-    @Option(help: "HNSW beam width (ef); larger finds more true neighbours, slower. Default 64.") var ef: Int?
+    @Option(help: "HNSW beam width (ef, 1…100000); larger finds more true neighbours, slower. Default 64.") var ef: Int?
     @Flag(help: "Exact search: scan every row instead of using graphs.") var exact = false
     @Flag(help: "Print the plan chosen per segment (to stderr), e.g. graph vs exact scan of the filtered rows.") var explain = false
     @Flag(help: "Include all metadata.") var withMetadata = false
@@ -225,15 +243,13 @@ struct Search: ParsableCommand {
         switch fusion {
         case "rrf": fusionMode = .reciprocalRank(k: rrfK)
         case "weighted": fusionMode = .weighted(alpha: alpha)
-        default: fail("unknown fusion '\(fusion)' (use rrf or weighted)")
+        default: fail("unknown fusion \(SextantError.quoted(fusion)) (use rrf or weighted)")
         }
         var qs: [[Float]] = []
         if let vector { qs = [parseVector(vector)] }
+        var queryFile: NPYFile?
         if let queries {
-            do throws(SextantError) {
-                let npy = try NPYFile(path: queries)
-                qs = (0..<npy.rows).map { npy.row($0) }
-            } catch { fail(error.message) }
+            do throws(SextantError) { queryFile = try NPYFile(path: queries) } catch { fail(error.message) }
         }
         var include: Include = []
         let keys = metadataKeys.map { $0.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) } }
@@ -252,32 +268,56 @@ struct Search: ParsableCommand {
                     bm25: BM25Parameters(k1: k1, b: b))
                 if !explain { for i in hits.indices { hits[i].explanation = nil } }
                 results = [hits]
-            } else if qs.count == 1 {
+            } else if let queryFile, let queries {
+                // Many queries: every one is checked before any output, then they are searched and printed
+                // a chunk at a time, so memory holds one chunk's hits (about a million), not every query's.
+                try VectorCollection.validateLimits(limit: limit, offset: offset, ef: ef, scoreThreshold: scoreThreshold)
+                for i in 0..<queryFile.rows {
+                    do throws(SextantError) { try c.validateQuery(queryFile.row(i), index: i) } catch {
+                        fail("\(queries): row \(i): \(error.message.replacingOccurrences(of: "query \(i): ", with: ""))")
+                    }
+                }
+                let chunk = max(1, min(1024, 1_000_000 / (limit + offset)))
+                var start = 0
+                while start < queryFile.rows {
+                    let end = min(queryFile.rows, start + chunk)
+                    let batch = (start..<end).map { queryFile.row($0) }
+                    let hits = try c.search(
+                        batch: batch, limit: limit, offset: offset, filter: parsed, scoreThreshold: scoreThreshold, include: include, ef: ef, exact: exact)
+                    Self.print(hits, firstQuery: start, keys: keys)
+                    queryFile.releaseRows(before: end)
+                    start = end
+                }
+                Output.flush()
+                return
+            } else {
                 let (hits, plan) = try c.searchExplained(
                     qs[0], limit: limit, offset: offset, filter: parsed, scoreThreshold: scoreThreshold, include: include, ef: ef, exact: exact)
                 results = [hits]
                 if explain {
                     for step in plan { FileHandle.standardError.write(Data("plan: \(step)\n".utf8)) }
                 }
-            } else {
-                results = try c.search(
-                    batch: qs, limit: limit, offset: offset, filter: parsed, scoreThreshold: scoreThreshold, include: include, ef: ef, exact: exact)
             }
-            if let keys {
-                for i in results.indices {
-                    for j in results[i].indices { results[i][j].metadata = results[i][j].metadata?.projected(keys) }
-                }
-            }
-            for (i, hits) in results.enumerated() {
-                var out: [UInt8] = Array(#"{"query":\#(i),"hits":["#.utf8)
-                for (j, h) in hits.enumerated() {
-                    if j > 0 { out.append(UInt8(ascii: ",")) }
-                    JSONOut.hit(h, into: &out)
-                }
-                out.append(contentsOf: Array("]}\n".utf8))
-                Output.write(out)
-            }
+            Self.print(results, firstQuery: 0, keys: keys)
             Output.flush()
+        }
+    }
+}
+
+extension Search {
+    /// One JSON line per query, `{"query": i, "hits": [...]}`, numbered from `firstQuery`.
+    static func print(_ results: [[SearchHit]], firstQuery: Int, keys: [String]?) {
+        for (i, var hits) in results.enumerated() {
+            if let keys {
+                for j in hits.indices { hits[j].metadata = hits[j].metadata?.projected(keys) }
+            }
+            var out: [UInt8] = Array(#"{"query":\#(firstQuery + i),"hits":["#.utf8)
+            for (j, h) in hits.enumerated() {
+                if j > 0 { out.append(UInt8(ascii: ",")) }
+                JSONOut.hit(h, into: &out)
+            }
+            out.append(contentsOf: Array("]}\n".utf8))
+            Output.write(out)
         }
     }
 }

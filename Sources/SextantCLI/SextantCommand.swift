@@ -16,7 +16,15 @@ struct SextantCommand: ParsableCommand {
         abstract: "An embedded vector database: durable collections, vector / full-text / hybrid search with filters, import and verification.",
         discussion: """
             The database is a directory: --db PATH, else $SEXTANT_DB, else ./sextant-data.
-            Errors go to stderr with a non-zero exit status; --json switches output to machine-readable JSON.
+            Errors go to stderr as one line "error: …" with exit status 1; --json switches output to \
+            machine-readable JSON (strict JSON: a score that is not a finite number is written as null).
+
+            Record ids: all digits = an integer id (at most 18446744073709551615; more digits are an \
+            error, not a string id), i:N = integer id N, s:TEXT = string id TEXT, anything else = a \
+            string id; --string-id / --string-ids take the text as a string id whatever it looks like.
+
+            Limits: search limit + offset ≤ 100000, --ef ≤ 100000, import --batch ≤ 1000000 records and \
+            ≤ 1 GiB encoded, vector norms ≤ 1e18 (≥ 1e-18 under cosine), --dim 1…65536.
             """,
         version: "0.1.0",
         subcommands: [
@@ -28,7 +36,17 @@ struct SextantCommand: ParsableCommand {
     /// Global options may come before the subcommand (`sextant --db DIR count docs`); ArgumentParser only
     /// accepts a subcommand's options after its name, so move them there.
     static func main() {
-        main(hoistingGlobalOptions(Array(CommandLine.arguments.dropFirst())))
+        let args = hoistingGlobalOptions(Array(CommandLine.arguments.dropFirst()))
+        do {
+            var command = try parseAsRoot(args)
+            try command.run()
+        } catch {
+            // Help, --version and ExitCode keep ArgumentParser's handling; a usage error (a missing value, a
+            // number that does not fit, an unknown option) is reported like every other error: one line
+            // "error: …" on stderr and exit status 1 (ArgumentParser would print "Error:" and exit 64).
+            if error is ExitCode || exitCode(for: error) == .success { exit(withError: error) }
+            fail(message(for: error) + " (see sextant help)")
+        }
     }
 
     static func hoistingGlobalOptions(_ args: [String]) -> [String] {
@@ -84,7 +102,11 @@ func withDatabase<T>(_ options: GlobalOptions, readOnly: Bool = false, _ body: (
         config.readOnly = readOnly
         config.readDamagedCollections = options.readDamaged
         // Tuning knob (and crash tests use it to force frequent flushes).
-        if let bytes = ProcessInfo.processInfo.environment["SEXTANT_MEMTABLE_BYTES"].flatMap(Int.init), bytes > 0 {
+        if let text = ProcessInfo.processInfo.environment["SEXTANT_MEMTABLE_BYTES"], !text.isEmpty {
+            // The memtable's vector storage is allocated up front: bound it.
+            guard let bytes = Int(text), (4096...(1 << 36)).contains(bytes) else {
+                fail("SEXTANT_MEMTABLE_BYTES must be a number of bytes between 4096 and \(1 << 36) (64 GiB), not \(SextantError.quoted(text))")
+            }
             config.memtableBytes = bytes
         }
         let db = try Database.open(at: options.databasePath, configuration: config)
@@ -95,9 +117,11 @@ func withDatabase<T>(_ options: GlobalOptions, readOnly: Bool = false, _ body: (
     }
 }
 
+/// Prints "error: MESSAGE" on stderr and exits with status 1. The message is one line of printable text:
+/// control characters (from user input echoed in it) are escaped.
 func fail(_ message: String) -> Never {
     Output.flush()
-    FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
+    FileHandle.standardError.write(Data(("error: " + SextantError.escapingNonPrintables(message) + "\n").utf8))
     exit(1)
 }
 
@@ -146,21 +170,38 @@ enum JSONOut {
         out.append(UInt8(ascii: "}"))
     }
 
+    /// A hit as one JSON object. Scores go through ``JSONWriter/writeFloat(_:into:)``: a score that is not
+    /// a finite number (only possible for records stored before vector norms were limited, whose distances
+    /// overflow Float32) is written as `null`, so the output is always strict JSON.
     static func hit(_ h: SearchHit, into out: inout [UInt8]) {
         out.append(contentsOf: Array(#"{"id":"#.utf8))
         id(h.id, into: &out)
         out.append(contentsOf: Array(#","score":"#.utf8))
-        out.append(contentsOf: h.score.description.utf8)
+        JSONWriter.writeFloat(h.score, into: &out)
         payload(metadata: h.metadata, document: h.document, vector: h.vector, into: &out)
         if let e = h.explanation {
-            var parts: [String] = []
-            if let s = e.vectorScore { parts.append(#""vector_score":\#(s)"#) }
-            if let r = e.vectorRank { parts.append(#""vector_rank":\#(r)"#) }
-            if let s = e.textScore { parts.append(#""text_score":\#(s)"#) }
-            if let r = e.textRank { parts.append(#""text_rank":\#(r)"#) }
-            out.append(contentsOf: Array(#","explain":{\#(parts.joined(separator: ","))}"#.utf8))
+            out.append(contentsOf: Array(#","explain":{"#.utf8))
+            var first = true
+            func field(_ name: String, _ write: (inout [UInt8]) -> Void) {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                out.append(contentsOf: Array("\"\(name)\":".utf8))
+                write(&out)
+            }
+            if let s = e.vectorScore { field("vector_score") { JSONWriter.writeFloat(s, into: &$0) } }
+            if let r = e.vectorRank { field("vector_rank") { $0.append(contentsOf: String(r).utf8) } }
+            if let s = e.textScore { field("text_score") { JSONWriter.writeFloat(s, into: &$0) } }
+            if let r = e.textRank { field("text_rank") { $0.append(contentsOf: String(r).utf8) } }
+            out.append(UInt8(ascii: "}"))
         }
         out.append(UInt8(ascii: "}"))
+    }
+
+    /// `value` as a JSON string literal (quoted and escaped), for JSON lines built around it.
+    static func string(_ value: some CustomStringConvertible) -> String {
+        var out: [UInt8] = []
+        JSONWriter.writeString(value.description, into: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The optional fields shared by records and hits.
@@ -196,23 +237,25 @@ enum JSONOut {
     }
 }
 
-/// Parses an id argument: digits → integer id, `s:TEXT` → string id, `i:N` → integer id, else string.
+/// Parses an id argument: `s:TEXT` → string id, `i:N` → integer id, all digits → integer id (an error past
+/// UInt64.max, as in JSON Lines imports), anything else → string id; with `forceString`, always a string.
 func parseID(_ text: String, forceString: Bool = false) -> RecordID {
     if forceString { return .string(text) }
     if text.hasPrefix("s:") { return .string(String(text.dropFirst(2))) }
-    if text.hasPrefix("i:"), let v = UInt64(text.dropFirst(2)) { return .int(v) }
-    return RecordID(parsing: text)
-}
-
-/// A scroll continuation token: `i:N` or `s:TEXT`.
-func token(_ id: RecordID) -> String {
-    switch id {
-    case .int(let v): return "i:\(v)"
-    case .string(let s): return "s:" + s
+    if text.hasPrefix("i:") {
+        let digits = text.dropFirst(2)
+        guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let v = UInt64(digits) else {
+            fail("id \(SextantError.quoted(text)): i: must be followed by the digits of an integer id, at most \(UInt64.max)")
+        }
+        return .int(v)
+    }
+    do throws(SextantError) { return try RecordID(parsing: text) } catch {
+        fail(error.message + ": write s:\(text.count > 40 ? "TEXT" : text) or pass --string-id(s) for a string id")
     }
 }
 
-/// Parses a vector argument such as `[0.1, 0.2]`.
+/// Parses a vector argument such as `[0.1, 0.2]`. Numbers beyond Float32's range become infinities, which
+/// the collection then refuses (naming the value's index).
 func parseVector(_ text: String) -> [Float] {
     let parsed: JSONValue
     do { parsed = try Array(text.utf8).withUnsafeBytes { try JSONParser.parse($0) } } catch {

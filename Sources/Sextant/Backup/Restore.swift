@@ -101,28 +101,42 @@ extension Database {
             return try session.finish()
         }
         for (i, chunk) in manifest.chunks.enumerated() {
-            let (vectors, records) = try Self.unpack(io, directory, manifest, chunk, i, into: session.work)
-            defer {
-                try? io.unlink(records)
-                if let vectors { try? io.unlink(vectors) }
+            // Errors name the export's files, not the decompressed copies in the work directory.
+            let named = [
+                (session.work + "/records-\(i).jsonl", directory + "/" + chunk.recordsFile.file),
+                (session.work + "/vectors-\(i).npy", directory + "/" + (chunk.vectors?.file ?? "")),
+            ]
+            func renamed(_ e: SextantError) -> SextantError {
+                var message = e.message
+                for (work, export) in named { message = message.replacingOccurrences(of: work, with: export) }
+                return message == e.message ? e : SextantError(e.code, message, cause: e)
             }
-            if options.dryRun {
-                try session.count(try Self.ids(inRecords: records))
-                done += chunk.records
-                try report("verify")
-                continue
-            }
-            let source: ImportSource = vectors.map { .npy(vectors: $0, ids: nil, records: records) } ?? .jsonLines(path: records)
-            let before = done
-            do {
-                _ = try session.staging!.importRecords(from: source, batchSize: 10_000, transform: { try session.apply($0) }) { n in
-                    done = before + n
-                    try report("restore")
+            do throws(SextantError) {
+                let (vectors, records) = try Self.unpack(io, directory, manifest, chunk, i, into: session.work)
+                defer {
+                    try? io.unlink(records)
+                    if let vectors { try? io.unlink(vectors) }
                 }
-            } catch let e as SextantError {
-                throw e
+                if options.dryRun {
+                    try session.count(try Self.ids(inRecords: records))
+                    done += chunk.records
+                    try report("verify")
+                    continue
+                }
+                let source: ImportSource = vectors.map { .npy(vectors: $0, ids: nil, records: records) } ?? .jsonLines(path: records)
+                let before = done
+                do {
+                    _ = try session.staging!.importRecords(from: source, batchSize: 10_000, transform: { try session.apply($0) }) { n in
+                        done = before + n
+                        try report("restore")
+                    }
+                } catch let e as SextantError {
+                    throw e
+                } catch {
+                    throw SextantError(.cancelled, "the restore of '\(session.target)' was cancelled")
+                }
             } catch {
-                throw SextantError(.cancelled, "the restore of '\(session.target)' was cancelled")
+                throw renamed(error)
             }
         }
         return try session.finish()
@@ -320,12 +334,18 @@ extension Database {
                             vector = UnsafeBufferPointer(start: floats, count: d)
                         }
                         var document = r.document
+                        // A bad vector of the npy layout is the .npy file's fault: name it and the row
+                        // (counted from 0, as numpy does); everything else is the records file's line.
+                        let vectorPlace = vectorsPath.map { "\($0): row \(row)" }
                         try (r.metadataJSON ?? []).withBytes { (meta) throws(SextantError) in
                             if document == nil {
-                                try loader.append(id, vector: vector, metadata: meta, document: nil, place: "\(recordsPath): line \(lineNumber)")
+                                try loader.append(
+                                    id, vector: vector, metadata: meta, document: nil, place: "\(recordsPath): line \(lineNumber)", vectorPlace: vectorPlace)
                             } else {
                                 try typed { try document!.withUTF8 { doc in
-                                    try loader.append(id, vector: vector, metadata: meta, document: UnsafeRawBufferPointer(doc), place: "\(recordsPath): line \(lineNumber)")
+                                    try loader.append(
+                                        id, vector: vector, metadata: meta, document: UnsafeRawBufferPointer(doc), place: "\(recordsPath): line \(lineNumber)",
+                                        vectorPlace: vectorPlace)
                                 } }
                             }
                         }
@@ -334,7 +354,9 @@ extension Database {
                         if done % 10_000 == 0 { try progress(done) }
                         return true
                     } catch {
-                        failure = error
+                        // The record parser names the line, not the file: add it.
+                        let named = error.message.hasPrefix(recordsPath) || vectorsPath.map { error.message.hasPrefix($0) } == true
+                        failure = named ? error : SextantError(error.code, "\(recordsPath): \(error.message)")
                         return false
                     }
                 } }
@@ -395,9 +417,21 @@ extension Database {
         let text = try PosixFileIO().readFile(path)
         var out: [RecordID] = []
         var start = 0
+        var lineNumber = 0
         for i in text.indices where text[i] == 0x0A {
+            lineNumber += 1
             if i > start {
-                let line = try JSONParser.parse(Array(text[start..<i]))
+                let line: JSONValue
+                do throws(SextantError) {
+                    line = try Array(text[start..<i]).withUnsafeBytes { (raw) in
+                        Result { () throws(SextantError) in
+                            var scanner = JSONScanner(raw, lineNumber: lineNumber)
+                            return try scanner.parseDocument()
+                        }
+                    }.get()
+                } catch {
+                    throw SextantError(error.code, "\(path): \(error.message)")  // "line N, column C: …"
+                }
                 switch line["id"] {
                 case .int(let v)?: if v >= 0 { out.append(.int(UInt64(v))) }
                 case .double(let d)?: if d >= 0, d == d.rounded(), d < 1.8e19 { out.append(.int(UInt64(d))) }
@@ -536,7 +570,7 @@ final class LoadSession {
             return batch
         case .fail:
             if let first = batch.first(where: { found.contains($0.id) }) {
-                throw SextantError(.alreadyExists, "record \(first.id) already exists in '\(target)' (--on-conflict fail); nothing was restored")
+                throw SextantError(.alreadyExists, "record \(first.id.quotedForMessages) already exists in '\(target)' (--on-conflict fail); nothing was restored")
             }
             return batch
         }

@@ -36,16 +36,24 @@ final class SegmentLoader: @unchecked Sendable {  // one caller thread; `sealRes
         if !ended { collection.endBulkLoad(merging: false) }
     }
 
-    /// Validates and appends one record. `place` names it in errors (file and line).
+    /// Validates and appends one record. `place` names it in errors (file and line); `vectorPlace`, when
+    /// the vector comes from elsewhere (a `.npy` file and row), names that in errors about the vector.
     func append(
         _ id: RecordID, vector: UnsafeBufferPointer<Float>, metadata: UnsafeRawBufferPointer, document: UnsafeRawBufferPointer?,
-        place: @autoclosure () -> String
+        place: @autoclosure () -> String, vectorPlace: @autoclosure () -> String? = nil
     ) throws(SextantError) {
         let inverseNorm: Float
         do {
+            try collection.validate(id, index: rows)
+        } catch {
+            throw SextantError(error.code, place() + ": " + error.message.replacingOccurrences(of: "record \(rows): ", with: ""))
+        }
+        do {
             inverseNorm = try collection.validate(id, vector: vector, index: rows)
         } catch {
-            throw SextantError(error.code, place() + ": " + error.message.replacingOccurrences(of: "record \(rows) ", with: "record "))
+            // "record N (id X): problem" → "FILE: row R (id X): problem", naming the file that holds the vector.
+            let problem = error.message.replacingOccurrences(of: "record \(rows) (id \(id.quotedForMessages)): ", with: "")
+            throw SextantError(error.code, "\(vectorPlace() ?? place()) (id \(id.quotedForMessages)): \(problem)")
         }
         if builder == nil { builder = try collection.makeSegmentBuilder() }
         try id.key.withBytes { (k) throws(SextantError) in
@@ -67,7 +75,7 @@ final class SegmentLoader: @unchecked Sendable {  // one caller thread; `sealRes
         b.keyCheck = { (key) throws(SextantError) in
             let hash = keyHash(key)
             for s in earlier where try s.find(key, hash: hash) != nil {
-                throw SextantError(.corrupt, "record \(RecordID(key: key).map { "\($0)" } ?? "?") appears twice")
+                throw SextantError(.corrupt, "record \(RecordID(key: key).map(\.quotedForMessages) ?? "?") appears twice")
             }
         }
         let collection = self.collection

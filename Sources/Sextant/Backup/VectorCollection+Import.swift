@@ -18,10 +18,13 @@ extension VectorCollection {
     ///
     /// Parsing runs on a second thread, one batch ahead of the writes, so the two overlap. Memory stays
     /// bounded by a few batches whatever the input size.
+    /// - Parameter batchSize: records per batch, 1…``Limits/maxImportBatchRecords``; a batch must also
+    ///   encode to at most ``Limits/maxBatchBytes`` (1 GiB), which is checked as it is parsed.
     /// - Returns: the number of records imported.
     /// - Throws: ``SextantError/Code/parse`` naming the file and line of malformed input; validation errors
-    ///   (dimension, NaN, …) naming the record. Batches before the bad one stay committed; nothing of the
-    ///   failing batch is applied.
+    ///   (dimension, NaN, …) naming the record; ``SextantError/Code/invalidArgument`` for a batch size out
+    ///   of range or a batch over 1 GiB. Batches before the bad one stay committed; nothing of the failing
+    ///   batch is applied.
     @discardableResult
     public func importRecords(
         from source: ImportSource, batchSize: Int = 1000, onCommit: (Int) throws -> Void = { _ in }
@@ -35,7 +38,9 @@ extension VectorCollection {
     package func importRecords(
         from source: ImportSource, batchSize: Int, transform: (([Mutation]) throws -> [Mutation])?, onCommit: (Int) throws -> Void
     ) throws -> Int {
-        guard batchSize > 0 else { throw SextantError(.invalidArgument, "batch size must be positive, not \(batchSize)") }
+        guard (1...Limits.maxImportBatchRecords).contains(batchSize) else {
+            throw SextantError(.invalidArgument, "the batch size must be between 1 and \(Limits.maxImportBatchRecords) records, not \(batchSize)")
+        }
         beginBulkLoad()
         defer { endBulkLoad() }
         let queue = BoundedQueue<Result<[Mutation], SextantError>>(capacity: 2)
@@ -69,7 +74,8 @@ extension VectorCollection {
     private func produceJSONLines(_ path: String, batchSize: Int, _ queue: BoundedQueue<Result<[Mutation], SextantError>>) throws(SextantError) {
         let reader = try JSONLinesReader(path: path)
         var batch: [Mutation] = []
-        batch.reserveCapacity(batchSize)
+        batch.reserveCapacity(min(batchSize, 1 << 12))
+        var bytes = BatchBytes(batchSize: batchSize)
         var failure: SextantError?
         var stopped = false
         try typed { try reader.forEachLine { line, lineNumber in
@@ -77,7 +83,9 @@ extension VectorCollection {
                 let r = try JSONLinesReader.parseRecordLineKeepingMetadataBytes(line, lineNumber: lineNumber)
                 guard let id = r.id else { throw SextantError(.parse, "\(path): line \(lineNumber): the record has no \"id\"") }
                 guard let vector = r.vector else { throw SextantError(.parse, "\(path): line \(lineNumber): the record has no \"vector\"") }
-                batch.append(try mutation(id, vector, r.metadataJSON, r.document, where: "\(path): line \(lineNumber)"))
+                let m = try mutation(id, vector, r.metadataJSON, r.document, where: "\(path): line \(lineNumber)")
+                try bytes.add(m, records: batch.count + 1, where: "\(path): line \(lineNumber)")
+                batch.append(m)
             } catch {
                 failure = error.message.hasPrefix(path) ? error : SextantError(error.code, "\(path): \(error.message)")
                 return false
@@ -85,6 +93,7 @@ extension VectorCollection {
             if batch.count == batchSize {
                 if !queue.put(.success(batch)) { stopped = true; return false }
                 batch.removeAll(keepingCapacity: true)
+                bytes.reset()
             }
             return true
         } }
@@ -111,17 +120,26 @@ extension VectorCollection {
             guard lines.count == npy.rows else {
                 throw SextantError(.invalidArgument, "\(idsPath): \(lines.count) ids for \(npy.rows) vectors in \(vectorsPath)")
             }
-            ids = lines.map { RecordID(parsing: $0) }
+            ids = []
+            ids!.reserveCapacity(lines.count)
+            for (i, line) in lines.enumerated() {
+                do { ids!.append(try RecordID(parsing: line)) } catch {
+                    throw SextantError(error.code, "\(idsPath): line \(i + 1): \(error.message)")
+                }
+            }
         }
         var batch: [Mutation] = []
-        batch.reserveCapacity(batchSize)
+        batch.reserveCapacity(min(batchSize, 1 << 12))
+        var bytes = BatchBytes(batchSize: batchSize)
         var row = 0
-        func emit(_ m: Mutation) -> Bool {
+        func emit(_ m: Mutation) throws(SextantError) -> Bool {
+            try bytes.add(m, records: batch.count + 1, where: "\(vectorsPath): row \(row)")
             batch.append(m)
             row += 1
             if batch.count == batchSize {
                 if !queue.put(.success(batch)) { return false }
                 batch.removeAll(keepingCapacity: true)
+                bytes.reset()
                 npy.releaseRows(before: row)
             }
             return true
@@ -139,7 +157,7 @@ extension VectorCollection {
                         throw SextantError(.parse, "\(recordsPath): line \(lineNumber): a records file must not hold vectors (they come from \(vectorsPath))")
                     }
                     let id = ids?[row] ?? r.id ?? .int(UInt64(row))
-                    return emit(try mutation(id, npy.row(row), r.metadataJSON, r.document, where: "\(vectorsPath): row \(row)"))
+                    return try emit(try mutation(id, npy.row(row), r.metadataJSON, r.document, where: "\(vectorsPath): row \(row)"))
                 } catch {
                     failure = error.message.hasPrefix(recordsPath) || error.message.hasPrefix(vectorsPath) ? error : SextantError(error.code, "\(recordsPath): \(error.message)")
                     return false
@@ -151,7 +169,7 @@ extension VectorCollection {
             }
         } else {
             while row < npy.rows {
-                if !emit(try mutation(ids?[row] ?? .int(UInt64(row)), npy.row(row), nil, nil, where: "\(vectorsPath): row \(row)")) { return }
+                if !(try emit(try mutation(ids?[row] ?? .int(UInt64(row)), npy.row(row), nil, nil, where: "\(vectorsPath): row \(row)"))) { return }
             }
         }
         if !batch.isEmpty { _ = queue.put(.success(batch)) }
@@ -166,6 +184,27 @@ extension VectorCollection {
         }
         return .upsert(id, vector: vector, metadata: metadata ?? [], document: document)
     }
+}
+
+/// The running encoded size of the batch an import is filling, so that a batch over
+/// ``Limits/maxBatchBytes`` fails as soon as it gets there — before the rest of it is read into memory, and
+/// before anything of it is written.
+struct BatchBytes {
+    let batchSize: Int
+    private var total = 17 + 4
+
+    init(batchSize: Int) { self.batchSize = batchSize }
+
+    mutating func add(_ m: Mutation, records: Int, where place: @autoclosure () -> String) throws(SextantError) {
+        total += Limits.encodedBytes(m)
+        if total > Limits.maxBatchBytes {
+            let e = Limits.batchTooLarge(
+                bytes: total, records: records, advice: "import with a smaller batch size (--batch; it is \(batchSize) records)")
+            throw SextantError(e.code, "\(place()): \(e.message)")
+        }
+    }
+
+    mutating func reset() { total = 17 + 4 }
 }
 
 /// A blocking FIFO with a capacity, for the import pipeline.

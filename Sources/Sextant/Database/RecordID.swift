@@ -18,12 +18,55 @@ public enum RecordID: Hashable, Sendable, Comparable, CustomStringConvertible {
         }
     }
 
-    /// Parses command-line style text: all digits (fitting in UInt64) → `.int`, anything else → `.string`.
-    public init(parsing text: String) {
-        if let v = UInt64(text), !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
-            self = .int(v)
-        } else {
+    /// Parses command-line style text (CLI arguments, the lines of an ids file): all ASCII digits → `.int`,
+    /// anything else → `.string`.
+    ///
+    /// All digits always means an integer id, so digits beyond `UInt64.max` (18446744073709551615) are an
+    /// error rather than a string id, exactly as a JSON Lines `"id": 18446744073709551616` is. To have
+    /// such text as a string id, make it one yourself (`.string(text)`; the CLI's `s:` prefix or
+    /// `--string-id`).
+    /// - Throws: ``SextantError/Code/invalidArgument`` for digits that do not fit in a `UInt64`.
+    public init(parsing text: String) throws(SextantError) {
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
             self = .string(text)
+            return
+        }
+        guard let v = UInt64(text) else {
+            throw SextantError(
+                .invalidArgument,
+                "id \(SextantError.quoted(text)) is all digits, so an integer id, but larger than \(UInt64.max), the largest integer id"
+                    + " (digits are a string id only when given as one)")
+        }
+        self = .int(v)
+    }
+
+    /// Parses a scroll continuation token, as ``continuationToken`` writes it: `i:N` (after integer id N)
+    /// or `s:TEXT` (after string id TEXT).
+    /// - Throws: ``SextantError/Code/invalidArgument`` for anything else, saying what a token looks like.
+    public init(continuationToken token: String) throws(SextantError) {
+        let what = "is not a continuation token; a token is i:N (after integer id N) or s:TEXT (after string id TEXT), as a page's {\"next\": …} line gives it"
+        if token.hasPrefix("i:") {
+            let digits = token.dropFirst(2)
+            guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let v = UInt64(digits) else {
+                throw SextantError(.invalidArgument, "\(SextantError.quoted(token)) \(what) (N: digits, at most \(UInt64.max))")
+            }
+            self = .int(v)
+        } else if token.hasPrefix("s:") {
+            let text = String(token.dropFirst(2))
+            guard !text.isEmpty, text.utf8.count <= Self.maxStringBytes else {
+                throw SextantError(.invalidArgument, "\(SextantError.quoted(token)) \(what) (TEXT: 1 to \(Self.maxStringBytes) UTF-8 bytes)")
+            }
+            self = .string(text)
+        } else {
+            throw SextantError(.invalidArgument, "\(SextantError.quoted(token)) \(what)")
+        }
+    }
+
+    /// The scroll continuation token of this id: `i:N` or `s:TEXT`.
+    public var continuationToken: String {
+        switch self {
+        case .int(let v): return "i:\(v)"
+        case .string(let s): return "s:" + s
         }
     }
 
@@ -64,6 +107,16 @@ public enum RecordID: Hashable, Sendable, Comparable, CustomStringConvertible {
             self = .string(s)
         } else {
             return nil
+        }
+    }
+}
+
+extension RecordID {
+    /// The id as error messages show it: an integer as digits, a string through ``SextantError/quoted(_:limit:)``.
+    package var quotedForMessages: String {
+        switch self {
+        case .int(let v): return String(v)
+        case .string(let s): return SextantError.quoted(s)
         }
     }
 }

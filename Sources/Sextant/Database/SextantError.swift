@@ -4,7 +4,10 @@
 ///
 /// A ``Code`` says what kind of failure it was (match on it with `catch let e as SextantError where e.code == .notFound`
 /// or `catch SextantError.notFound`); ``message`` says what was wrong and where, in words meant for a person.
-/// Messages never contain vector values or metadata payloads.
+/// Messages never contain vector values or metadata payloads. A message is one line of printable text:
+/// user input in it (names, ids, paths) is shown through ``quoted(_:limit:)``, and whatever control or
+/// non-printable characters reach a message anyway are escaped when the error is made, so printing a
+/// message can never move a terminal's cursor, change its colours or forge another line.
 public struct SextantError: Error, Sendable, CustomStringConvertible {
     /// A category of failure. New codes may be added in a minor release: always keep a default branch.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
@@ -60,7 +63,7 @@ public struct SextantError: Error, Sendable, CustomStringConvertible {
         file: String = #fileID, line: Int = #line
     ) {
         self.code = code
-        self.message = message
+        self.message = Self.bounded(Self.escapingNonPrintables(message))
         self.cause = cause
         self.location = "\(file):\(line)"
     }
@@ -83,5 +86,82 @@ extension SextantError.Code {
     /// Lets callers write `catch SextantError.notFound { … }`.
     public static func ~= (code: SextantError.Code, error: any Error) -> Bool {
         (error as? SextantError)?.code == code
+    }
+}
+
+extension SextantError {
+    /// `text` in single quotes, as error messages show user input (a name, an id, a path): control,
+    /// format (bidirectional overrides, zero-width characters) and other non-printable characters are
+    /// escaped (`\n`, `\t`, `\u{1B}`), as are `\` and `'`, and input longer than `limit` unicode scalars is cut
+    /// there, with its full length said: `'aaaa…' (1048576 characters)`.
+    public static func quoted(_ text: String, limit: Int = Limits.maxQuotedCharacters) -> String {
+        var out = "'"
+        var count = 0
+        var cut = false
+        for u in text.unicodeScalars {
+            if count == limit {
+                cut = true
+                break
+            }
+            count += 1
+            if u == "\\" || u == "'" {
+                out += "\\"
+                out.unicodeScalars.append(u)
+            } else {
+                appendEscaped(u, to: &out)
+            }
+        }
+        if cut { return out + "…' (\(text.unicodeScalars.count) characters)" }
+        return out + "'"
+    }
+
+    /// The longest message kept whole, in unicode scalars. Longer ones (only possible when a huge input is
+    /// echoed unquoted) keep their start and end, which say what and where, and drop the middle.
+    public static let maxMessageCharacters = 2000
+
+    private static func bounded(_ message: String) -> String {
+        let scalars = message.unicodeScalars
+        guard scalars.count > maxMessageCharacters else { return message }
+        let head = scalars.prefix(1200), tail = scalars.suffix(600)
+        var out = String(String.UnicodeScalarView(head))
+        out += "…[\(scalars.count - head.count - tail.count) characters omitted]…"
+        out += String(String.UnicodeScalarView(tail))
+        return out
+    }
+
+    /// `text` with control and other non-printable characters escaped (`\n`, `\u{1B}`); everything else,
+    /// non-ASCII letters included, unchanged. Every message passes through it.
+    public static func escapingNonPrintables(_ text: String) -> String {
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return text }
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for u in text.unicodeScalars { appendEscaped(u, to: &out) }
+        return out
+    }
+
+    private static func appendEscaped(_ u: Unicode.Scalar, to out: inout String) {
+        if u.value >= 0x20 && u.value < 0x7F {
+            out.unicodeScalars.append(u)
+            return
+        }
+        switch u {
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case "\0": out += "\\0"
+        default:
+            if isNonPrintable(u) {
+                out += "\\u{" + String(u.value, radix: 16, uppercase: true) + "}"
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+    }
+
+    private static func isNonPrintable(_ u: Unicode.Scalar) -> Bool {
+        switch u.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator, .privateUse, .surrogate, .unassigned: return true
+        default: return false
+        }
     }
 }

@@ -368,6 +368,10 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         guard !batch.mutations.isEmpty || batch.freeze else { return 0 }
         try checkWritable()
         if !batch.mutations.isEmpty, let reason = state.withLock({ $0.writeBlock }) { throw SextantError(.locked, reason) }
+        // One log record per batch, and the reader refuses records over 1 GiB: refuse the batch now, before
+        // anything is written. (A hidden restore collection writes no log, but its batches are still
+        // encoded, with u32 lengths.)
+        try Limits.checkBatchBytes(batch.mutations, limit: state.withLock { $0.unlogged } ? Limits.maxUnloggedBatchBytes : Limits.maxBatchBytes)
         return try commits.submit(batch) { group in self.lead(group) }
     }
 
@@ -404,27 +408,36 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     }
 
     /// Checks a record and returns its vector's ``inverseNorm(_:)`` (computed in the same pass).
+    ///
+    /// Besides finite values and the dimension, the vector's norm must be within ``Limits/maxVectorNorm``
+    /// (and, under cosine, at least ``Limits/minCosineVectorNorm``), so no distance to it can overflow Float32.
     @discardableResult
     package func validate(_ id: RecordID, vector: UnsafeBufferPointer<Float>, index: Int) throws(SextantError) -> Float {
         try validate(id, index: index)
-        guard !vector.isEmpty else { throw SextantError(.invalidVector, "record \(index) (id \(id)): the vector is empty") }
+        guard !vector.isEmpty else { throw SextantError(.invalidVector, "record \(index) (id \(id.quotedForMessages)): the vector is empty") }
         guard vector.count == dimension else {
-            throw SextantError(.dimensionMismatch, "record \(index) (id \(id)): the vector has \(vector.count) values; collection '\(name)' has dimension \(dimension)")
+            throw SextantError(
+                .dimensionMismatch,
+                "record \(index) (id \(id.quotedForMessages)): the vector has \(vector.count) values; collection '\(name)' has dimension \(dimension)")
         }
-        // One pass answers the common case: the sum of squares is finite and positive only when every
-        // value is finite and some value is not zero.
+        // One pass answers the common case: the sum of squares (in Float64, so it cannot overflow) is
+        // finite only when every value is, and within the norm limits only when no distance can overflow.
         let sumsq = sx_sumsq_f64(vector.baseAddress!, vector.count)
-        if sumsq.isFinite && sumsq > 0 { return Float(1 / sumsq.squareRoot()) }
-        var allZero = true
-        for (j, x) in vector.enumerated() {
-            if !x.isFinite { throw SextantError(.invalidVector, "record \(index) (id \(id)): vector[\(j)] is \(x.isNaN ? "NaN" : "infinite")") }
-            if x != 0 { allZero = false }
+        if sumsq > 0 && sumsq <= Self.maxSumOfSquares && (metric != .cosine || sumsq >= Self.minCosineSumOfSquares) {
+            return Float(1 / sumsq.squareRoot())
         }
-        if allZero && metric == .cosine {
-            throw SextantError(.invalidVector, "record \(index) (id \(id)): a zero vector has no direction, so it cannot be stored under the cosine metric")
+        for (j, x) in vector.enumerated() where !x.isFinite {
+            throw SextantError(.invalidVector, "record \(index) (id \(id.quotedForMessages)): vector[\(j)] is \(x.isNaN ? "NaN" : "infinite")")
         }
-        return 0
+        if let problem = Limits.normProblem(sumOfSquares: sumsq, metric: metric) {
+            throw SextantError(.invalidVector, "record \(index) (id \(id.quotedForMessages)): the vector is refused: \(problem)")
+        }
+        let inverse = sumsq > 0 ? Float(1 / sumsq.squareRoot()) : 0
+        return inverse.isFinite ? inverse : 0  // a tiny vector under a metric that never divides by its norm
     }
+
+    package static let maxSumOfSquares = Limits.maxVectorNorm * Limits.maxVectorNorm
+    package static let minCosineSumOfSquares = Limits.minCosineVectorNorm * Limits.minCosineVectorNorm
 
     /// Runs on the leader's thread with every queued batch.
     private func lead(_ group: [Mutation.Batch]) -> [Result<Int, SextantError>] {

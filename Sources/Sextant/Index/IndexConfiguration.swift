@@ -6,7 +6,7 @@ public struct IndexConfiguration: Sendable, Codable, Equatable {
     public var neighborsPerNode: Int
     /// Beam width while inserting into the graph (aka `efConstruction`). The default is 200.
     public var indexingSearchCount: Int
-    /// Threads used to build a graph; 0 means every core. The default is 0.
+    /// Threads used to build a graph; 0 means every core, at most ``maxIndexingThreads``. The default is 0.
     public var indexingThreads: Int
     /// Segments with fewer rows are searched exactly instead of getting a graph. The default is 1,024.
     public var minimumRowsForGraph: Int
@@ -56,6 +56,9 @@ public struct IndexConfiguration: Sendable, Codable, Equatable {
     /// the number of results asked for.
     public static let defaultSearchWidth = 64
 
+    /// The most threads a graph build may be given (each is a real thread).
+    public static let maxIndexingThreads = 1024
+
     package func validate() throws(SextantError) {
         guard (2...128).contains(neighborsPerNode) else {
             throw SextantError(.invalidArgument, "neighborsPerNode (M) must be between 2 and 128, not \(neighborsPerNode)")
@@ -66,8 +69,11 @@ public struct IndexConfiguration: Sendable, Codable, Equatable {
         guard (1...64).contains(rescoreOversampling) else {
             throw SextantError(.invalidArgument, "rescoreOversampling must be between 1 and 64, not \(rescoreOversampling)")
         }
-        guard indexingThreads >= 0, minimumRowsForGraph >= 0 else {
-            throw SextantError(.invalidArgument, "indexingThreads and minimumRowsForGraph must not be negative")
+        guard (0...Self.maxIndexingThreads).contains(indexingThreads) else {
+            throw SextantError(.invalidArgument, "indexingThreads must be between 0 (every core) and \(Self.maxIndexingThreads), not \(indexingThreads)")
+        }
+        guard minimumRowsForGraph >= 0 else {
+            throw SextantError(.invalidArgument, "minimumRowsForGraph must not be negative, not \(minimumRowsForGraph)")
         }
     }
 }

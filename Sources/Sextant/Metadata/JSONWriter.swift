@@ -114,6 +114,16 @@ public enum JSONWriter {
         out.append(contentsOf: v.description.utf8)
     }
 
+    /// Appends one `Float` in the shortest decimal form that reads back as the same bits, or `null` if it is
+    /// not finite (JSON has no NaN or infinity; strict parsers refuse `inf` and `nan`).
+    public static func writeFloat(_ f: Float, into out: inout [UInt8]) {
+        if f.isFinite {
+            out.append(contentsOf: f.description.utf8)
+        } else {
+            appendASCII("null", to: &out)
+        }
+    }
+
     /// Appends `[f,f,…]`: each `Float` in the shortest decimal form that reads back (with `strtof`, `Float(String)`
     /// or ``JSONLinesReader/parseRecordLine(_:lineNumber:)``) as the identical bits, `-0.0` included.
     /// A non-finite element (NaN, ±infinity) is written as `null`, which the record reader rejects.

@@ -8,6 +8,7 @@ import Synchronization
 public struct SearchOptions: Sendable, Hashable {
     /// Beam width on graph segments (aka `ef`); nil means ``IndexConfiguration/defaultSearchWidth``. The
     /// effective width is at least `limit`. Larger is slower and finds more of the true nearest neighbours.
+    /// At most ``Limits/maxSearchWidth``.
     public var searchWidth: Int?
     /// Scan every row instead of using graphs: exact results, O(n) time.
     public var exact: Bool
@@ -36,13 +37,17 @@ extension VectorCollection {
     /// the passing rows (when few pass), so the result holds the true top-k among passing records as long
     /// as k of them exist — never fewer because of filtering.
     /// - Parameters:
+    ///   - limit: how many hits, at least 1; `limit + offset` is at most ``Limits/maxSearchResults``. More
+    ///     than the collection holds is not an error (memory follows the records, not the limit).
     ///   - offset: skip this many of the best hits first (for paging).
     ///   - scoreThreshold: keep hits scoring at least this (cosine, dot) or at most this (euclidean, manhattan).
+    ///   - ef: the graph beam width, 1…``Limits/maxSearchWidth``.
     /// - Complexity: O(ef · M · log n) distance evaluations per graph segment; O(rows · dimension) per
     ///   exact segment; plus evaluating the filter.
-    /// - Throws: ``SextantError/Code/dimensionMismatch``, ``SextantError/Code/invalidVector``,
-    ///   ``SextantError/Code/invalidArgument`` for a malformed filter. An empty collection gives an empty
-    ///   result, which is not an error.
+    /// - Throws: ``SextantError/Code/dimensionMismatch``, ``SextantError/Code/invalidVector`` (NaN, an
+    ///   infinity, a norm over ``Limits/maxVectorNorm``, a zero or near-zero vector under cosine),
+    ///   ``SextantError/Code/invalidArgument`` for a malformed filter or a limit, offset or ef out of range.
+    ///   An empty collection gives an empty result, which is not an error.
     public func search(
         _ query: [Float], limit: Int = 10, offset: Int = 0, filter: Filter? = nil, scoreThreshold: Float? = nil,
         include: Include = [], ef: Int? = nil, exact: Bool = false
@@ -57,7 +62,7 @@ extension VectorCollection {
         include: Include = [], ef: Int? = nil, exact: Bool = false
     ) throws(SextantError) -> (hits: [SearchHit], plan: [PlanStep]) {
         try validateQuery(query, index: 0)
-        try validateLimits(limit: limit, offset: offset, ef: ef)
+        try Self.validateLimits(limit: limit, offset: offset, ef: ef, scoreThreshold: scoreThreshold)
         let compiled = try filter.flatMap { (f) throws(SextantError) in f.isEmpty ? nil : try CompiledFilter(f, tokenizer: index.tokenizer) }
         let view = try readView()
         let masks = try compiled.map { (f) throws(SextantError) in try self.masks(f, view) }
@@ -76,7 +81,7 @@ extension VectorCollection {
         include: Include = [], ef: Int? = nil, exact: Bool = false
     ) throws(SextantError) -> [[SearchHit]] {
         for (i, q) in queries.enumerated() { try validateQuery(q, index: i) }
-        try validateLimits(limit: limit, offset: offset, ef: ef)
+        try Self.validateLimits(limit: limit, offset: offset, ef: ef, scoreThreshold: scoreThreshold)
         let compiled = try filter.flatMap { (f) throws(SextantError) in f.isEmpty ? nil : try CompiledFilter(f, tokenizer: index.tokenizer) }
         let view = try readView()
         let masks = try compiled.map { (f) throws(SextantError) in try self.masks(f, view) }
@@ -112,10 +117,23 @@ extension VectorCollection {
         }
     }
 
-    private func validateLimits(limit: Int, offset: Int, ef: Int?) throws(SextantError) {
+    /// The bounds every search shares: 1 ≤ limit, 0 ≤ offset, limit + offset ≤ ``Limits/maxSearchResults``
+    /// (checked without overflowing), 1 ≤ ef ≤ ``Limits/maxSearchWidth``, a threshold that is a number.
+    package static func validateLimits(limit: Int, offset: Int, ef: Int? = nil, scoreThreshold: Float? = nil) throws(SextantError) {
         guard limit > 0 else { throw SextantError(.invalidArgument, "limit must be positive, not \(limit)") }
         guard offset >= 0 else { throw SextantError(.invalidArgument, "offset must not be negative, not \(offset)") }
-        if let ef, ef <= 0 { throw SextantError(.invalidArgument, "ef must be positive, not \(ef)") }
+        guard limit <= Limits.maxSearchResults, offset <= Limits.maxSearchResults - limit else {
+            throw SextantError(
+                .invalidArgument,
+                "limit + offset must be at most \(Limits.maxSearchResults) results per search, not \(limit) + \(offset)"
+                    + " (page through more with a filter, or list records with scroll)")
+        }
+        if let ef, !(1...Limits.maxSearchWidth).contains(ef) {
+            throw SextantError(.invalidArgument, "ef (the search beam width) must be between 1 and \(Limits.maxSearchWidth), not \(ef)")
+        }
+        if let scoreThreshold, scoreThreshold.isNaN {
+            throw SextantError(.invalidArgument, "the score threshold must be a number, not NaN")
+        }
     }
 
     private var configuration_searchThreads: Int {
@@ -123,17 +141,20 @@ extension VectorCollection {
         return n > 0 ? n : ProcessInfoCores.count
     }
 
+    /// A query vector obeys the rules of stored vectors (see ``validate(_:vector:index:)``): finite values
+    /// and a norm within ``Limits/maxVectorNorm`` (at least ``Limits/minCosineVectorNorm`` under cosine),
+    /// so its distance to any stored vector is finite.
     package func validateQuery(_ query: [Float], index: Int) throws(SextantError) {
         guard query.count == dimension else {
             throw SextantError(.dimensionMismatch, "query \(index): the vector has \(query.count) values; collection '\(name)' has dimension \(dimension)")
         }
-        var allZero = true
-        for (j, x) in query.enumerated() {
-            if !x.isFinite { throw SextantError(.invalidVector, "query \(index): vector[\(j)] is \(x.isNaN ? "NaN" : "infinite")") }
-            if x != 0 { allZero = false }
+        let sumsq = query.withUnsafeBufferPointer { sx_sumsq_f64($0.baseAddress!, $0.count) }
+        if sumsq > 0 && sumsq <= Self.maxSumOfSquares && (metric != .cosine || sumsq >= Self.minCosineSumOfSquares) { return }
+        for (j, x) in query.enumerated() where !x.isFinite {
+            throw SextantError(.invalidVector, "query \(index): vector[\(j)] is \(x.isNaN ? "NaN" : "infinite")")
         }
-        if allZero && metric == .cosine {
-            throw SextantError(.invalidVector, "query \(index): a zero vector has no direction under the cosine metric")
+        if let problem = Limits.normProblem(sumOfSquares: sumsq, metric: metric) {
+            throw SextantError(.invalidVector, "query \(index): the vector is refused: \(problem)")
         }
     }
 
@@ -212,9 +233,12 @@ package struct Scanner: Sendable {
         _ view: ReadView, _ q: UnsafePointer<Float>, qInverseNorm: Float, limit: Int, options: SearchOptions,
         masks: FilterMasks? = nil, plan: UnsafeMutablePointer<[PlanStep]>? = nil
     ) throws(SextantError) -> TopK {
-        var top = TopK(k: limit)
+        // Memory follows the rows there are, not the limit asked for (which may be far larger).
+        let rows = view.segments.reduce(0) { $0 + $1.segment.rowCount } + view.memtables.reduce(0) { $0 + $1.count }
+        let k = max(1, min(limit, rows))
+        var top = TopK(k: k)
         var buffer = [Float](repeating: 0, count: Self.block)
-        let ef = max(options.searchWidth ?? IndexConfiguration.defaultSearchWidth, limit)
+        let ef = max(options.searchWidth ?? IndexConfiguration.defaultSearchWidth, k)
         for (i, sealed) in view.segments.enumerated() {
             let segment = sealed.segment, deleted = sealed.deleted, graph = sealed.graph, graphFile = sealed.graphFile, codes = sealed.codes
             let base = try segment.vectors()
@@ -251,7 +275,7 @@ package struct Scanner: Sendable {
                 // grows as fewer rows pass, and the region searched stays as large, recall-wise, as the
                 // unfiltered search's (measured on the real 20k set at 50 % passing, ef 64: beam 46, recall
                 // 0.989 against 0.990 unfiltered; beam 64 gave 0.994 at 0.56× the QPS).
-                let width = mask != nil ? max(limit, Int((Double(ef) * selectivity.squareRoot()).rounded(.up))) : ef
+                let width = mask != nil ? max(k, Int((Double(ef) * selectivity.squareRoot()).rounded(.up))) : ef
                 plan?.pointee.append(PlanStep(source: .segment(segment.id), rows: segment.rowCount, candidates: live, strategy: .graph(ef: width)))
                 let space = DistanceSpace(metric: metric, dimension: dimension, vectors: base, inverseNorms: norms)
                 let allow: ((Int) -> Bool)?
@@ -315,7 +339,10 @@ package struct Scanner: Sendable {
                 case .dot: key = -key
                 case .euclidean, .manhattan: break
                 }
-                if key < threshold {
+                // `!(key > threshold)`, not `key < threshold`: until the top-k is full the threshold is +inf,
+                // and a key of +inf or NaN (a distance that overflowed, from a record stored before the
+                // norm limit) must still get in; TopK orders those last, deterministically.
+                if !(key > threshold) {
                     top.insert(key, tag | UInt64(row))
                     threshold = top.threshold
                 }
@@ -362,7 +389,7 @@ package struct Scanner: Sendable {
                     break
                 }
                 var threshold = top.threshold
-                for i in 0..<n where out[i] < threshold {
+                for i in 0..<n where !(out[i] > threshold) {  // see scanAllowed: +inf and NaN keys are kept
                     let row = start + i
                     if anyDeleted && deleted.contains(row) { continue }
                     top.insert(out[i], tag | UInt64(row))

@@ -5,11 +5,19 @@ import Synchronization
 
 /// BM25's parameters: `k1` saturates term frequency, `b` normalizes for document length.
 public struct BM25Parameters: Sendable, Hashable {
+    /// 0…1000; the usual values are 1.2–2. Larger values would let a score overflow.
     public var k1: Double
+    /// 0…1.
     public var b: Double
     public init(k1: Double = 1.2, b: Double = 0.75) {
         self.k1 = k1
         self.b = b
+    }
+
+    package func validate() throws(SextantError) {
+        guard (0...1000).contains(k1), (0...1).contains(b) else {
+            throw SextantError(.invalidArgument, "BM25 needs 0 ≤ k1 ≤ 1000 and 0 ≤ b ≤ 1 (got k1 \(k1), b \(b))")
+        }
     }
 }
 
@@ -52,15 +60,14 @@ extension VectorCollection {
     /// a document in the collection, so scores do not depend on how records are split into segments:
     /// `idf = ln(1 + (N − df + 0.5) / (df + 0.5))`, `score = Σ idf · tf · (k1 + 1) / (tf + k1 · (1 − b + b · dl / avgdl))`.
     /// Records matching no query word are not returned; with a `filter`, only passing records are.
+    /// - Throws: ``SextantError/Code/invalidArgument`` for a limit or offset out of range (`limit + offset`
+    ///   at most ``Limits/maxSearchResults``), `k1` outside 0…1000 or `b` outside 0…1.
     public func search(
         text: String, limit: Int = 10, offset: Int = 0, filter: Filter? = nil, scoreThreshold: Float? = nil,
         include: Include = [], bm25: BM25Parameters = BM25Parameters()
     ) throws(SextantError) -> [SearchHit] {
-        guard limit > 0 else { throw SextantError(.invalidArgument, "limit must be positive, not \(limit)") }
-        guard offset >= 0 else { throw SextantError(.invalidArgument, "offset must not be negative, not \(offset)") }
-        guard bm25.k1 >= 0, (0...1).contains(bm25.b) else {
-            throw SextantError(.invalidArgument, "BM25 needs k1 ≥ 0 and 0 ≤ b ≤ 1 (got k1 \(bm25.k1), b \(bm25.b))")
-        }
+        try Self.validateLimits(limit: limit, offset: offset, scoreThreshold: scoreThreshold)
+        try bm25.validate()
         let (view, top) = try textTop(text, k: limit + offset, filter: filter, bm25: bm25)
         return try textHits(top, view: view, include: include, offset: offset, scoreThreshold: scoreThreshold)
     }
@@ -81,7 +88,9 @@ extension VectorCollection {
         }
         let masks = try compiled.map { (f) throws(SextantError) in try self.masks(f, view) }
         let terms = Array(Set(index.tokenizer.tokens(text))).sorted()
-        var top = TopK(k: k)
+        // Memory follows the rows there are, not the k asked for.
+        let rows = view.segments.reduce(0) { $0 + $1.segment.rowCount } + view.memtables.reduce(0) { $0 + $1.count }
+        var top = TopK(k: max(1, min(k, rows)))
         if terms.isEmpty { return (view, top) }
 
         // Collection-wide statistics over live records.
@@ -165,7 +174,7 @@ extension VectorCollection {
                     let row = Int(r)
                     let key = -acc[row]
                     acc[row] = 0
-                    if key < threshold {
+                    if !(key > threshold) {
                         top.insert(key, tag | UInt64(row))
                         threshold = top.threshold
                     }
@@ -185,7 +194,7 @@ extension VectorCollection {
                         scores[row, default: 0] += weight(t, tf, c.docLengths[row])
                     }
                 }
-                for (row, s) in scores where -s < top.threshold { top.insert(-s, tag | UInt64(row)) }
+                for (row, s) in scores where !(-s > top.threshold) { top.insert(-s, tag | UInt64(row)) }
             }
         }
         return (view, top)
@@ -203,7 +212,10 @@ extension VectorCollection {
     /// Vector and full-text search together: each ranks `candidates` records (both with the filter),
     /// and the rankings are fused (reciprocal rank fusion by default). Hits carry the fused score and a
     /// ``HybridExplanation`` with each side's score and rank.
-    /// - Parameter candidates: how many records each side ranks; default max(50, 4 × (limit + offset)).
+    /// - Parameter candidates: how many records each side ranks, 1…``Limits/maxSearchWidth``; default
+    ///   max(50, 4 × (limit + offset)), at most ``Limits/maxSearchWidth``.
+    /// - Throws: ``SextantError/Code/invalidArgument`` for a limit, offset, ef or candidates out of range, a
+    ///   negative or non-finite RRF constant, an alpha outside 0…1; the errors of the vector and text searches.
     public func hybridSearch(
         vector: [Float], text: String, limit: Int = 10, offset: Int = 0, filter: Filter? = nil,
         fusion: Fusion = .reciprocalRank(k: 60), include: Include = [], ef: Int? = nil, candidates: Int? = nil,
@@ -211,12 +223,17 @@ extension VectorCollection {
     ) throws(SextantError) -> [SearchHit] {
         switch fusion {
         case .reciprocalRank(let k):
-            guard k >= 0 else { throw SextantError(.invalidArgument, "the RRF constant k must not be negative, not \(k)") }
+            guard k >= 0, k.isFinite else { throw SextantError(.invalidArgument, "the RRF constant k must be a finite number ≥ 0, not \(k)") }
         case .weighted(let alpha):
             guard (0...1).contains(alpha) else { throw SextantError(.invalidArgument, "alpha must be between 0 and 1, not \(alpha)") }
         }
-        let depth = candidates ?? max(50, 4 * (limit + offset))
-        guard depth > 0 else { throw SextantError(.invalidArgument, "candidates must be positive, not \(depth)") }
+        try Self.validateLimits(limit: limit, offset: offset, ef: ef)
+        try bm25.validate()
+        if let candidates, !(1...Limits.maxSearchWidth).contains(candidates) {
+            throw SextantError(.invalidArgument, "candidates must be between 1 and \(Limits.maxSearchWidth), not \(candidates)")
+        }
+        // limit + offset ≤ maxSearchResults ≤ maxSearchWidth, so the default still covers the page asked for.
+        let depth = candidates ?? min(max(50, 4 * (limit + offset)), Limits.maxSearchWidth)
         let vectorHits = try search(vector, limit: depth, filter: filter, include: [], ef: ef.map { max($0, depth) })
         let textHits = try search(text: text, limit: depth, filter: filter, include: [], bm25: bm25)
         var explanation: [RecordID: HybridExplanation] = [:]
@@ -233,10 +250,24 @@ extension VectorCollection {
         case .reciprocalRank(let k):
             fused = Fusion.reciprocalRank([vectorHits.map(\.id), textHits.map(\.id)], k: k)
         case .weighted(let alpha):
+            // In Double, so a difference of Float scores cannot overflow. A non-finite score (a record stored
+            // before the norm limit) counts as the best or worst end; NaN as the worst.
             func normalized(_ scores: [Float], higherIsBetter: Bool) -> [Double] {
-                guard let lo = scores.min(), let hi = scores.max() else { return [] }
-                if hi == lo { return scores.map { _ in 1 } }
-                return scores.map { higherIsBetter ? Double($0 - lo) / Double(hi - lo) : Double(hi - $0) / Double(hi - lo) }
+                let finite = scores.filter(\.isFinite)
+                let lo = Double(finite.min() ?? 0), hi = Double(finite.max() ?? 0)
+                return scores.map { score in
+                    let good: Double
+                    if score.isNaN {
+                        good = 0
+                    } else if !score.isFinite {
+                        good = (score > 0) == higherIsBetter ? 1 : 0
+                    } else if hi == lo {
+                        good = 1
+                    } else {
+                        good = higherIsBetter ? (Double(score) - lo) / (hi - lo) : (hi - Double(score)) / (hi - lo)
+                    }
+                    return good
+                }
             }
             var score: [RecordID: Double] = [:]
             for (h, v) in zip(vectorHits, normalized(vectorHits.map(\.score), higherIsBetter: metric.higherIsBetter)) { score[h.id, default: 0] += alpha * v }
