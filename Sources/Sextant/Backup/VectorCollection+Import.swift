@@ -191,7 +191,7 @@ extension VectorCollection {
 /// before anything of it is written.
 struct BatchBytes {
     let batchSize: Int
-    private var total = 17 + 4
+    private var total = WALRecord.headerSize + 4
 
     init(batchSize: Int) { self.batchSize = batchSize }
 
@@ -204,7 +204,7 @@ struct BatchBytes {
         }
     }
 
-    mutating func reset() { total = 17 + 4 }
+    mutating func reset() { total = WALRecord.headerSize + 4 }
 }
 
 /// A blocking FIFO with a capacity, for the import pipeline.

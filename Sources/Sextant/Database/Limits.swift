@@ -20,7 +20,7 @@ public enum Limits {
     /// The most records an import commits as one batch (`batchSize`, `--batch`).
     public static let maxImportBatchRecords = 1_000_000
 
-    /// The largest batch, in bytes of its log record (17-byte header + payload, see ``batchRecordBytes(_:)``):
+    /// The largest batch, in bytes of its log record (header + payload, see ``batchRecordBytes(_:)``):
     /// 1 GiB. The log reader refuses longer records as damage, so a longer batch could never be replayed.
     public static let maxBatchBytes = 1 << 30
 
@@ -41,12 +41,12 @@ public enum Limits {
     /// The most unicode scalars of user input (a name, an id, a path) an error message repeats.
     public static let maxQuotedCharacters = 200
 
-    /// The encoded size of a batch's log record: the 17-byte record header, the 4-byte operation count, and
+    /// The encoded size of a batch's log record: the record header (``WALRecord/headerSize``, 25 bytes), the 4-byte operation count, and
     /// per operation `kind (1) + keyLength (2) + key`, plus for an upsert `dimension (4) + 4·dimension +
     /// metadataLength (4) + metadata + hasDocument (1) + (4 + document bytes, with a document)` — the layout
     /// of `Docs/FileFormat.md`, "Write-ahead log".
     package static func batchRecordBytes(_ mutations: [Mutation]) -> Int {
-        var total = 17 + 4
+        var total = WALRecord.headerSize + 4
         for m in mutations { total += encodedBytes(m) }
         return total
     }

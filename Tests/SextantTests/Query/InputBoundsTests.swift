@@ -250,7 +250,7 @@ private func smallCollection(_ dir: TemporaryDirectory, metric: Metric = .euclid
                 return .upsert(id, vector: (0..<Int.random(in: 1...16, using: &rng)).map { Float($0) }, metadata: meta, document: doc)
             }
             var out = ByteWriter()
-            WALRecord.encodeBatch(mutations, seq: 1, into: &out)
+            WALRecord.encodeBatch(mutations, seq: 1, syncedSeq: 0, into: &out)
             #expect(Limits.batchRecordBytes(mutations) == out.bytes.count)
         }
     }

@@ -49,19 +49,6 @@ package enum WALRecord {
 
     package static func headerSize(version: UInt32) -> Int { version == 1 ? headerSizeV1 : headerSize }
 
-    /// The size of the framed record `encodeBatch` would produce for `mutations`.
-    package static func encodedSize(_ mutations: [Mutation]) -> Int {
-        var n = headerSize + 4
-        for m in mutations {
-            n += 1 + 2 + m.key.count
-            if m.kind == .upsert {
-                n += 4 + 4 * m.vector.count + 4 + m.metadata.count + 1
-                if let doc = m.document { n += 4 + doc.utf8.count }
-            }
-        }
-        return n
-    }
-
     /// Appends the framed record for `mutations` to `out`.
     package static func encodeBatch(_ mutations: [Mutation], seq: UInt64, syncedSeq: UInt64, into out: inout ByteWriter) {
         let start = out.bytes.count
