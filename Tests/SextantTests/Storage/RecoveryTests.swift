@@ -23,16 +23,18 @@ import Testing
         return walDir + "/" + files.last!
     }
 
+    /// Offsets of the batch records (a clean close's durability mark left out).
     func recordOffsets(_ wal: String) throws -> [Int] {
-        let data = try Data(contentsOf: URL(fileURLWithPath: wal))
-        var offsets: [Int] = []
-        var o = WALFile.headerSize
-        while o + 4 <= data.count {
-            offsets.append(o)
-            let len = data.subdata(in: o..<o + 4).withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) }
-            o += WALRecord.headerSize + len
+        let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: wal)))
+        return data.withUnsafeBytes { map in
+            var offsets: [Int] = []
+            var o = WALFile.headerSize
+            while let r = WALReader.intactRecord(map, at: o, version: WALFile.version) {
+                if r.type == WALRecord.batchType { offsets.append(o) }
+                o = r.end
+            }
+            return offsets
         }
-        return offsets
     }
 
     @Test func tornTailAtEveryByteOfTheLastRecordRecoversThePrefix() throws {
