@@ -24,7 +24,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
-        // AES-256-GCM, HKDF-SHA256 and SHA-256 for `--encrypt` (Backup/Encryption.swift). It vendors
+        // AES-256-GCM, HKDF-SHA256 and SHA-256 for `--encrypt` (Backup/EncryptedContainer.swift). It vendors
         // BoringSSL (AES-NI, CLMUL), so it builds from source with only the toolchain; 3.x supports Swift 5.9+.
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],

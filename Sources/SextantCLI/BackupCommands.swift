@@ -224,7 +224,7 @@ struct VerifyBackup: ParsableCommand {
     func run() throws {
         let key = decryptionKey(file: key)
         // A missing or wrong key is not damage: say so as an error, not as a CORRUPT line.
-        do { _ = try Database.backups(in: directory, key: key) } catch where error.code == .invalidArgument || error.code == .notFound {
+        do { _ = try Database.backups(in: directory, key: key) } catch where error.code == .invalidArgument {
             fail(error.message)
         } catch {}
         let report = Database.verifyBackup(at: directory, key: key)

@@ -29,7 +29,7 @@ public struct ExportOptions: Sendable {
     /// Export only the records passing this filter.
     public var filter: Filter?
     /// Encrypt and authenticate every file of the export — `manifest.json` included, so even listing
-    /// the export needs the key — with this key (AES-256-GCM in 1 MiB chunks, compressed first). The
+    /// the export needs the key — with this key (AES-256-GCM in 64 KiB chunks, compressed first). The
     /// default, nil, writes plain files.
     public var encryptionKey: EncryptionKey?
 

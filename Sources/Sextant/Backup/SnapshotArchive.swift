@@ -26,7 +26,7 @@ extension Database {
     /// renamed, so `file` is either complete or absent).
     /// - Parameters:
     ///   - encryptionKey: when given, the whole archive is written inside one encrypted container
-    ///     (AES-256-GCM in 1 MiB chunks; Docs/FileFormat.md, "Encrypted container").
+    ///     (AES-256-GCM in 64 KiB chunks; Docs/FileFormat.md, "Encrypted container").
     ///   - progress: called with (bytes written, total bytes) after each chunk; throw to cancel.
     public func archiveSnapshot(
         _ name: String, to file: String, encryptionKey: EncryptionKey? = nil, progress: (Int, Int) throws -> Void = { _, _ in }

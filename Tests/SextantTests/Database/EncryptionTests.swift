@@ -273,8 +273,8 @@ extension FileManager {
         defer { dir.cleanup() }
         let db = try Database.open(at: dir.sub("db"))
         defer { db.close() }
-        // 2,000 × 160 floats: the vectors file spans two 1 MiB chunks.
-        let c = try populate(db, count: 2000, dimension: 160)
+        // 2,000 × 24 floats: each vectors file spans three 64 KiB chunks.
+        let c = try populate(db, count: 2000, dimension: 24)
         let expected = try everything(c)
         let key = EncryptionKey.generate()
         let summary = try c.export(to: dir.sub("ex"), options: ExportOptions(format: format, compression: compression, chunkRecords: 1700, encryptionKey: key))
@@ -292,8 +292,8 @@ extension FileManager {
         #expect(bitsEqual(try everything(try db.collection("copy")), expected))
         let dry = try db.restore(from: dir.sub("ex"), options: RestoreOptions(into: "copy", mode: .merge, onConflict: .skip, dryRun: true, encryptionKey: key))
         #expect(dry.conflicts == expected.count)
-        let target = try db.createCollection("merged", dimension: 160, metric: .cosine)
-        try target.upsert([Record(id: .string("only-here"), vector: randomVectors(1, dimension: 160, seed: 77)[0])])
+        let target = try db.createCollection("merged", dimension: 24, metric: .cosine)
+        try target.upsert([Record(id: .string("only-here"), vector: randomVectors(1, dimension: 24, seed: 77)[0])])
         let merged = try db.restore(from: dir.sub("ex"), options: RestoreOptions(into: "merged", mode: .merge, encryptionKey: key))
         #expect(merged.added == expected.count)
         let after = try everything(try db.collection("merged"))  // the restore swapped a new collection in
@@ -335,17 +335,17 @@ extension FileManager {
         defer { dir.cleanup() }
         let db = try Database.open(at: dir.sub("db"))
         defer { db.close() }
-        // Two chunk files of 1,300 × 256 floats (1.3 MB: two container chunks each), the same size.
-        let c = try populate(db, count: 2600, dimension: 256)
+        // Two chunk files of 1,300 × 16 floats (83 kB: two container chunks each), the same size.
+        let c = try populate(db, count: 2600, dimension: 16)
         let key = EncryptionKey.generate()
         try c.export(to: dir.sub("ex"), options: ExportOptions(chunkRecords: 1300, encryptionKey: key))
         try c.export(to: dir.sub("other"), options: ExportOptions(chunkRecords: 1300, encryptionKey: key))
-        _ = try populate(db, name: "target", count: 50, dimension: 256, seed: 3)
+        _ = try populate(db, name: "target", count: 50, dimension: 16, seed: 3)
         let before = try state(db)
         let v0 = "vectors-000000.npy.enc", v1 = "vectors-000001.npy.enc"
         let size = try read(dir.sub("ex/" + v0)).count
         #expect(try read(dir.sub("ex/" + v1)).count == size)
-        let chunk = (1 << 20) + 16
+        let chunk = EncryptedContainer.defaultChunkBytes + 16
 
         func attempt(_ what: String, _ fragments: [String], _ damage: (String) throws -> Void) throws {
             try copyTree(dir.sub("ex"), dir.sub("bad"))
@@ -368,7 +368,7 @@ extension FileManager {
                 try write(data, d + "/" + file)
             }
         }
-        for (offset, fragment) in [(2, v0), (20, v0), (40, v0), (61, v0), (64, "chunk 0"), (64 + 500_000, "chunk 0"), (64 + chunk - 3, "chunk 0"), (64 + chunk + 10, "chunk 1"), (size - 1, "chunk 1")] {
+        for (offset, fragment) in [(2, v0), (20, v0), (40, v0), (61, v0), (64, "chunk 0"), (64 + 30_000, "chunk 0"), (64 + chunk - 3, "chunk 0"), (64 + chunk + 10, "chunk 1"), (size - 1, "chunk 1")] {
             try attempt("\(v0) byte \(offset)", [v0, fragment], flip(v0, at: offset))
         }
         try attempt("a records file", ["records-000001.jsonl.enc", "chunk 0"], flip("records-000001.jsonl.enc", at: 100))
@@ -396,7 +396,7 @@ extension FileManager {
         // The intact export still restores, and the target is writable (a merge's block was lifted).
         try db.restore(from: dir.sub("ex"), options: RestoreOptions(into: "target", mode: .override, encryptionKey: key))
         #expect(bitsEqual(try everything(try db.collection("target")), try everything(c)))
-        try db.collection("target").upsert([Record(id: .int(999_999), vector: randomVectors(1, dimension: 256, seed: 8)[0])])
+        try db.collection("target").upsert([Record(id: .int(999_999), vector: randomVectors(1, dimension: 16, seed: 8)[0])])
     }
 
     // MARK: - backups
@@ -470,16 +470,16 @@ extension FileManager {
         defer { dir.cleanup() }
         let db = try Database.open(at: dir.sub("db"))
         defer { db.close() }
-        // Two collections: segments of "a" span three 1 MiB chunks.
-        _ = try populate(db, name: "a", count: 4400, dimension: 256, seed: 1)
-        _ = try populate(db, name: "b", count: 300, dimension: 256, seed: 2)
+        // Two collections: segments of "a" span at least three 64 KiB chunks.
+        _ = try populate(db, name: "a", count: 4400, dimension: 16, seed: 1)
+        _ = try populate(db, name: "b", count: 300, dimension: 16, seed: 2)
         try db.collection("a").flush()
         try db.collection("b").flush()
         let key = EncryptionKey.generate()
         try db.backup(to: dir.sub("chain"), encryptionKey: key)
-        try db.collection("a").upsert([Record(id: .int(90_000), vector: randomVectors(1, dimension: 256, seed: 4)[0])])
+        try db.collection("a").upsert([Record(id: .int(90_000), vector: randomVectors(1, dimension: 16, seed: 4)[0])])
         try db.backup(to: dir.sub("chain"), incremental: true, encryptionKey: key)
-        try db.collection("a").upsert([Record(id: .int(90_001), vector: randomVectors(1, dimension: 256, seed: 5)[0])])
+        try db.collection("a").upsert([Record(id: .int(90_001), vector: randomVectors(1, dimension: 16, seed: 5)[0])])
         let before = try state(db)
         let stored = try files(under: dir.sub("chain/backup-000001")).filter { $0.hasSuffix(".seg") }
         let collectionA = "collections/" + hex16(try db.collection("a").id)
@@ -487,7 +487,7 @@ extension FileManager {
         let inB = try #require(stored.first { !$0.hasPrefix(collectionA) })
         let seg = "backup-000001/" + inA, otherSeg = "backup-000001/" + inB
         let size = try read(dir.sub("chain/" + seg)).count
-        let chunk = (1 << 20) + 16
+        let chunk = EncryptedContainer.defaultChunkBytes + 16
         #expect(size > 64 + 2 * chunk)
         let chunks = (size - 64 + chunk - 1) / chunk
         let lastChunk = size - 64 - (chunks - 1) * chunk
@@ -554,7 +554,7 @@ extension FileManager {
         let dir = TemporaryDirectory("sextant-enc")
         defer { dir.cleanup() }
         let a = try Database.open(at: dir.sub("a"))
-        let c = try populate(a, count: 5000, dimension: 128)
+        let c = try populate(a, count: 2000, dimension: 16)
         let expected = try everything(c)
         try a.createSnapshot("s")
         try a.createSnapshot("p")
@@ -564,7 +564,7 @@ extension FileManager {
         a.close()
         let data = try read(dir.sub("s.sxa"))
         #expect(data.prefix(8) == Data("SEXTENC\0".utf8))
-        #expect(data.count > 64 + 2 * ((1 << 20) + 16))
+        #expect(data.count > 64 + 2 * (EncryptedContainer.defaultChunkBytes + 16))
 
         let b = try Database.open(at: dir.sub("b"))
         defer { b.close() }
@@ -581,7 +581,7 @@ extension FileManager {
             }
             #expect(try state(b) == before, "\(what): the database changed")
         }
-        let chunk = (1 << 20) + 16
+        let chunk = EncryptedContainer.defaultChunkBytes + 16
         for offset in [3, 30, 64, 64 + chunk - 2, 64 + chunk + 5, data.count / 2, data.count - 1] {
             var d = data
             d[offset] ^= 0x80
