@@ -29,13 +29,25 @@ def log(msg):
     print(f"[encrypt] {msg}", file=sys.stderr, flush=True)
 
 
+RSS = {}
+CPU = []
+
+
 def run(cmd, env=None):
+    """Runs cmd under /usr/bin/time; returns the wall seconds, keeps the peak RSS by command name and
+    the CPU seconds (user + system) of the last command in CPU[-1]. CPU time is the steadier figure on a
+    shared machine: wall time there moves with the other processes."""
+    tfile = "bench/data/.time-encrypt.txt"
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "SEXTANT_BACKUP_KEY": "", **(env or {})})
+    p = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", tfile] + cmd, capture_output=True, text=True,
+                       env={**os.environ, "SEXTANT_BACKUP_KEY": "", **(env or {})})
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         sys.stderr.write(p.stderr[-3000:])
         raise SystemExit(f"command failed ({p.returncode}): {' '.join(cmd)}")
+    rss, user, system = open(tfile).read().split()[-3:]
+    RSS[" ".join(cmd)] = int(rss) * 1024
+    CPU.append(float(user) + float(system))
     return wall
 
 
@@ -67,17 +79,22 @@ def main():
     args = ap.parse_args()
     data = f"bench/data/encrypt-{args.n}x{args.d}"
     vec, rec = prepare(data, args.n, args.d)
-    work = "bench/data/encrypt-work"
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
+    work = f"bench/data/encrypt-work-{args.n}x{args.d}"
     db = f"{work}/db"
     key = f"{work}/bench.key"
-    run([SEXTANT, "keygen", key])
-    log("importing")
-    run([SEXTANT, "create", "b", "--db", db, "--dim", str(args.d), "--metric", "cosine"])
-    # Waits for the graphs: a later open would otherwise build them in the background during the timings.
-    run([SEXTANT, "import", "b", vec, "--db", db, "--records", rec, "--batch", "10000", "--progress", "none"])
-    run([SEXTANT, "snapshot", "create", "s", "--db", db])
+    if not os.path.exists(f"{work}/imported"):  # the database is kept between runs (the import is slow)
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
+        run([SEXTANT, "keygen", key])
+        log("importing")
+        run([SEXTANT, "create", "b", "--db", db, "--dim", str(args.d), "--metric", "cosine"])
+        # Waits for the graphs: a later open would otherwise build them in the background during the timings.
+        run([SEXTANT, "import", "b", vec, "--db", db, "--records", rec, "--batch", "10000", "--progress", "none"])
+        run([SEXTANT, "snapshot", "create", "s", "--db", db])
+        open(f"{work}/imported", "w").close()
+    for name in os.listdir(work):
+        if name not in ("db", "bench.key", "imported"):
+            shutil.rmtree(f"{work}/{name}") if os.path.isdir(f"{work}/{name}") else os.remove(f"{work}/{name}")
 
     ops = {
         "export (npy)": lambda out, k: [SEXTANT, "export", "b", out, "--db", db, "--progress", "none"] + k,
@@ -88,14 +105,19 @@ def main():
     results = {}
     for name, make in ops.items():
         times = {"plain": [], "encrypted": []}
+        cpu = {"plain": [], "encrypted": []}
         size = {}
         for r in range(args.rounds):
             for mode in ["plain", "encrypted"] if r % 2 == 0 else ["encrypted", "plain"]:
                 out = f"{work}/out-{mode}" + (".sxa" if "archive" in name else "")
                 shutil.rmtree(out, ignore_errors=True) if os.path.isdir(out) else (os.path.exists(out) and os.remove(out))
                 times[mode].append(run(make(out, ["--encrypt", key] if mode == "encrypted" else [])))
+                cpu[mode].append(CPU[-1])
                 size[mode] = du(out)
-        results[name] = {m: statistics.median(t) for m, t in times.items()} | {"bytes": size}
+        results[name] = {m: statistics.median(t) for m, t in times.items()} | {"bytes": size} | {
+            "cpu": {m: statistics.median(t) for m, t in cpu.items()}} | {
+            "rss": {m: RSS[" ".join(make(f"{work}/out-{m}" + (".sxa" if "archive" in name else ""), ["--encrypt", key] if m == "encrypted" else []))]
+                    for m in times}}
         log(f"{name}: plain {results[name]['plain']:.2f} s, encrypted {results[name]['encrypted']:.2f} s")
 
     # Restores of the last exports, backups and archives written above.
@@ -112,21 +134,28 @@ def main():
     i = 0
     for name, (plain, enc, make) in restores.items():
         times = {"plain": [], "encrypted": []}
+        cpu = {"plain": [], "encrypted": []}
         for r in range(args.rounds):
             for mode in ["plain", "encrypted"] if r % 2 == 0 else ["encrypted", "plain"]:
                 i += 1
                 times[mode].append(run(make(plain if mode == "plain" else enc, ["--key", key] if mode == "encrypted" else [], i)))
+                cpu[mode].append(CPU[-1])
                 run([SEXTANT, "drop", f"r{i}", "--db", db])
-        results[name] = {m: statistics.median(t) for m, t in times.items()}
+        results[name] = {m: statistics.median(t) for m, t in times.items()} | {"cpu": {m: statistics.median(t) for m, t in cpu.items()}}
         log(f"{name}: plain {results[name]['plain']:.2f} s, encrypted {results[name]['encrypted']:.2f} s")
 
     mb = args.n * args.d * 4 / 1e6
     print(f"\n{args.n} x {args.d} float32 ({mb:.0f} MB of vectors), medians of {args.rounds}, wall seconds:\n")
-    print("| operation | plain | encrypted | ratio | encrypted MB/s of vectors |")
-    print("|---|---:|---:|---:|---:|")
+    print("| operation | wall plain | wall encrypted | ratio | CPU plain | CPU encrypted | CPU added per GB | peak RSS plain / encrypted |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
-        print(f"| {name} | {r['plain']:.2f} s | {r['encrypted']:.2f} s | {r['encrypted'] / r['plain']:.2f}× | {mb / r['encrypted']:.0f} |")
-    json.dump(results, open(f"{work}/results.json", "w"), indent=1)
+        rss = f"{r['rss']['plain'] / 1e6:.0f} / {r['rss']['encrypted'] / 1e6:.0f} MB" if "rss" in r else ""
+        c = r["cpu"]
+        gb = (r["bytes"]["encrypted"] if "bytes" in r else args.n * args.d * 4) / 1e9
+        print(f"| {name} | {r['plain']:.2f} s | {r['encrypted']:.2f} s | {r['encrypted'] / r['plain']:.2f}× | {c['plain']:.2f} s "
+              f"| {c['encrypted']:.2f} s | {(c['encrypted'] - c['plain']) / gb:.2f} s | {rss} |")
+    os.makedirs("bench/results", exist_ok=True)
+    json.dump(results, open("bench/results/encrypt.json", "w"), indent=1)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ enum EncryptedContainer {
     static let version: UInt32 = 1
     static let headerBytes = 64
     static let tagBytes = 16
+    static let nonceBytes = 12
     /// 64 KiB, as age uses: large enough that the tags cost 0.02 %, small enough that swift-crypto's
     /// per-chunk buffers are reused from the heap (1 MiB ones were fresh mappings, page-faulted every time).
     static let defaultChunkBytes = 64 << 10
@@ -137,9 +138,9 @@ enum EncryptedContainer {
     }
 }
 
-/// Seals plaintext into an encrypted container, chunk by chunk, handing the bytes to `sink`. A chunk is
-/// sealed only once the next byte arrives (or at ``finish()``), so the last chunk is always the one
-/// flagged final. Memory: one chunk.
+/// Seals plaintext into an encrypted container, chunk by chunk, handing the bytes to `sink` in pieces of
+/// about 1 MiB (fewer write calls). A chunk is sealed only once the next byte arrives (or at ``finish()``),
+/// so the last chunk is always the one flagged final. Memory: one chunk and the 1 MiB output buffer.
 final class EncryptingWriter {
     let header: EncryptedContainer.Header
     private let fileKey: SymmetricKey
@@ -147,9 +148,10 @@ final class EncryptingWriter {
     private let buffer: UnsafeMutableRawBufferPointer
     private var filled = 0
     private var index: UInt64 = 0
-    private var started = false
     private var finished = false
     private let sink: (UnsafeRawBufferPointer) throws(SextantError) -> Void
+    /// Sealed bytes not yet handed to `sink`.
+    private var output: [UInt8] = []
     /// An error raised inside a C codec's callback, to rethrow once the codec returns.
     var failure: SextantError?
 
@@ -160,7 +162,11 @@ final class EncryptingWriter {
         self.chunkBytes = chunkBytes
         buffer = .allocate(byteCount: chunkBytes, alignment: 64)
         self.sink = sink
+        output = header.bytes
+        output.reserveCapacity(Self.outputBytes + chunkBytes + EncryptedContainer.tagBytes)
     }
+
+    private static let outputBytes = 1 << 20
 
     deinit {
         buffer.initializeMemory(as: UInt8.self, repeating: 0)  // plaintext does not linger in freed memory
@@ -188,7 +194,13 @@ final class EncryptingWriter {
     func finish() throws(SextantError) {
         precondition(!finished, "EncryptingWriter.finish() called twice")
         try seal(final: true)
+        try flush()
         finished = true
+    }
+
+    private func flush() throws(SextantError) {
+        try output.withBytes { (b) throws(SextantError) in try sink(b) }
+        output.removeAll(keepingCapacity: true)
     }
 
     private func seal(final: Bool) throws(SextantError) {
@@ -197,10 +209,6 @@ final class EncryptingWriter {
     }
 
     private func seal(_ plaintext: UnsafeRawBufferPointer, final: Bool) throws(SextantError) {
-        if !started {
-            try header.bytes.withBytes { (b) throws(SextantError) in try sink(b) }
-            started = true
-        }
         let box: AES.GCM.SealedBox
         do {
             box = try AES.GCM.seal(
@@ -210,11 +218,10 @@ final class EncryptingWriter {
         } catch {
             throw SextantError(.io, "encryption failed: \(error)")
         }
-        for part in [box.ciphertext, box.tag] {
-            let written: Result<Void, SextantError> = part.withUnsafeBytes { b in Result { () throws(SextantError) in try sink(b) } }
-            try written.get()
-        }
+        // nonce ‖ ciphertext ‖ tag in one buffer.
+        output.append(contentsOf: box.combined!.dropFirst(EncryptedContainer.nonceBytes))
         index += 1
+        if output.count >= Self.outputBytes { try flush() }
     }
 
     /// A C codec sink (`sx_codec_sink`) writing into the `EncryptingWriter` passed as context.
@@ -231,7 +238,8 @@ final class EncryptingWriter {
 }
 
 /// Opens an encrypted container chunk by chunk, authenticating each chunk before any of its bytes are
-/// returned. The first failure sticks: every later read throws it again.
+/// returned. Reads about 1 MiB of chunks at a time. The first failure sticks: every later read throws it
+/// again.
 final class DecryptingReader {
     let path: String
     let header: EncryptedContainer.Header
@@ -242,6 +250,8 @@ final class DecryptingReader {
     let chunkCount: Int
     private var next = 0
     private let cipher: UnsafeMutableRawBufferPointer
+    /// The file range `cipher` holds.
+    private var window = 0..<0
     private var plain = Data()
     private var position = 0
     /// A failure (sticky), also one raised inside a C codec's callback.
@@ -271,7 +281,7 @@ final class DecryptingReader {
         guard body - (chunkCount - 1) * stride >= EncryptedContainer.tagBytes else {
             throw SextantError(.corrupt, "\(path): truncated or extended: the last encrypted chunk is cut short (chunk \(chunkCount - 1))")
         }
-        cipher = .allocate(byteCount: stride, alignment: 64)
+        cipher = .allocate(byteCount: stride * max(1, (1 << 20) / stride), alignment: 64)
     }
 
     deinit { cipher.deallocate() }
@@ -296,15 +306,20 @@ final class DecryptingReader {
         let stride = header.chunkBytes + EncryptedContainer.tagBytes
         let offset = EncryptedContainer.headerBytes + next * stride
         let length = min(stride, size - offset)
-        let got = try io.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: cipher[0..<length]), at: Int64(offset), path: path)
-        guard got == length else { throw SextantError(.corrupt, "\(path): chunk \(next): short read (did the file change?)") }
+        if !window.contains(offset) {
+            let want = min(cipher.count, size - offset)
+            let got = try io.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: cipher[0..<want]), at: Int64(offset), path: path)
+            guard got == want else { throw SextantError(.corrupt, "\(path): chunk \(next): short read (did the file change?)") }
+            window = offset..<(offset + want)
+        }
+        let start = cipher.baseAddress! + (offset - window.lowerBound)
         let isLast = next == chunkCount - 1
         let bodyLength = length - EncryptedContainer.tagBytes
         do {
             let box = try AES.GCM.SealedBox(
                 nonce: EncryptedContainer.nonce(header.noncePrefix, UInt64(next)),
-                ciphertext: Data(bytesNoCopy: cipher.baseAddress!, count: bodyLength, deallocator: .none),
-                tag: Data(bytesNoCopy: cipher.baseAddress! + bodyLength, count: EncryptedContainer.tagBytes, deallocator: .none))
+                ciphertext: Data(bytesNoCopy: start, count: bodyLength, deallocator: .none),
+                tag: Data(bytesNoCopy: start + bodyLength, count: EncryptedContainer.tagBytes, deallocator: .none))
             plain = try AES.GCM.open(box, using: fileKey, authenticating: EncryptedContainer.aad(header.bytes, UInt64(next), final: isLast))
         } catch {
             throw SextantError(
