@@ -81,6 +81,9 @@ final class ContentWriter {
                 w = sx_codec_writer_open(compression.codec, fd, level, &err, err.count)
             }
             guard let w else {
+                // Every property is set, so deinit runs after this throw: `finished` keeps it from closing
+                // the descriptor a second time (by then the number may belong to another file).
+                finished = true
                 io.close(fd)
                 try? io.unlink(tmp)
                 throw SextantError(.invalidArgument, "\(path): \(message(err))")
@@ -174,6 +177,7 @@ final class ContentReader {
     private var offset: Int64 = 0
     private(set) var crc: UInt32 = 0
     private(set) var count = 0
+    private var ownsDescriptor = true
 
     /// - Parameter decryption: the key, the file's name within its export (bound into its key) and the
     ///   salt its manifest recorded for it.
@@ -199,6 +203,8 @@ final class ContentReader {
                 r = sx_codec_reader_open(compression.codec, fd, &err, err.count)
             }
             guard let r else {
+                // deinit runs after this throw (every property is set): it must not close `fd` again.
+                ownsDescriptor = false
                 io.close(fd)
                 throw SextantError(.invalidArgument, "\(path): \(message(err))")
             }
@@ -208,7 +214,7 @@ final class ContentReader {
 
     deinit {
         if let codec { sx_codec_reader_close(codec) }
-        io.close(fd)
+        if ownsDescriptor { io.close(fd) }
     }
 
     /// Reads up to `buffer.count` bytes; 0 at the end of the content.
