@@ -5,6 +5,7 @@
 // Targets are split by dependency weight: the core library `Sextant` depends only on a tiny C target
 // (SIMD kernels and CRC32C, selected at run time so no compiler flags are needed) and swift-collections.
 // The CLI adds swift-argument-parser. Nothing in the core depends on the CLI.
+// The core also depends on swift-crypto, for encrypted exports, backups and snapshot archives only.
 
 import PackageDescription
 
@@ -23,6 +24,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        // AES-256-GCM, HKDF-SHA256 and SHA-256 for `--encrypt` (Backup/EncryptedContainer.swift). It vendors
+        // BoringSSL (AES-NI, CLMUL), so it builds from source with only the toolchain; 3.x supports Swift 5.9+.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Distance kernels (AVX-512 / AVX2+FMA / scalar, chosen at run time with __builtin_cpu_supports)
@@ -37,6 +41,9 @@ let package = Package(
             dependencies: [
                 "CSextantKernels", "CSextantCodecs",
                 .product(name: "OrderedCollections", package: "swift-collections"),
+                // Encrypted backups: authenticated encryption of every chunk (see Docs/FileFormat.md,
+                // "Encrypted container"). Only the backup layer imports it.
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -104,17 +104,28 @@ int sx_codec_available(int codec, char *err, size_t errlen) {
 struct sx_codec_writer {
     int codec;
     int fd;
+    sx_codec_sink sink;  // when set, used instead of fd
+    void *context;
     z_stream z;
     void *zs;
     unsigned char out[CHUNK];
 };
 
-sx_codec_writer *sx_codec_writer_open(int codec, int fd, int level, char *err, size_t errlen) {
+static int emit(sx_codec_writer *w, const unsigned char *p, size_t n, char *err, size_t errlen) {
+    if (!w->sink) return write_all(w->fd, p, n, err, errlen);
+    if (n == 0 || w->sink(w->context, p, n) == 0) return 0;
+    set_err(err, errlen, "the output failed");
+    return -1;
+}
+
+static sx_codec_writer *open_writer(int codec, int fd, sx_codec_sink sink, void *context, int level, char *err, size_t errlen) {
     if (!sx_codec_available(codec, err, errlen)) return NULL;
     sx_codec_writer *w = calloc(1, sizeof *w);
     if (!w) { set_err(err, errlen, "out of memory"); return NULL; }
     w->codec = codec;
     w->fd = fd;
+    w->sink = sink;
+    w->context = context;
     if (codec == SX_CODEC_GZIP) {
         // windowBits 15 + 16: a gzip wrapper, readable by gunzip and Python's gzip module.
         if (deflateInit2(&w->z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
@@ -134,6 +145,14 @@ sx_codec_writer *sx_codec_writer_open(int codec, int fd, int level, char *err, s
     return w;
 }
 
+sx_codec_writer *sx_codec_writer_open(int codec, int fd, int level, char *err, size_t errlen) {
+    return open_writer(codec, fd, NULL, NULL, level, err, errlen);
+}
+
+sx_codec_writer *sx_codec_writer_open_sink(int codec, sx_codec_sink sink, void *context, int level, char *err, size_t errlen) {
+    return open_writer(codec, -1, sink, context, level, err, errlen);
+}
+
 int sx_codec_write(sx_codec_writer *w, const void *bytes, size_t n, char *err, size_t errlen) {
     if (w->codec == SX_CODEC_GZIP) {
         w->z.next_in = (Bytef *)bytes;
@@ -142,7 +161,7 @@ int sx_codec_write(sx_codec_writer *w, const void *bytes, size_t n, char *err, s
             w->z.next_out = w->out;
             w->z.avail_out = CHUNK;
             if (deflate(&w->z, Z_NO_FLUSH) == Z_STREAM_ERROR) { set_err(err, errlen, "zlib: deflate failed"); return -1; }
-            if (write_all(w->fd, w->out, CHUNK - w->z.avail_out, err, errlen) != 0) return -1;
+            if (emit(w, w->out, CHUNK - w->z.avail_out, err, errlen) != 0) return -1;
         }
         return 0;
     }
@@ -151,7 +170,7 @@ int sx_codec_write(sx_codec_writer *w, const void *bytes, size_t n, char *err, s
         zbuf_out out = {w->out, CHUNK, 0};
         size_t r = zstd.compressStream(w->zs, &out, &in);
         if (zstd.isError(r)) { if (err && errlen) snprintf(err, errlen, "zstd: %s", zstd.getErrorName(r)); return -1; }
-        if (write_all(w->fd, w->out, out.pos, err, errlen) != 0) return -1;
+        if (emit(w, w->out, out.pos, err, errlen) != 0) return -1;
     }
     return 0;
 }
@@ -167,7 +186,7 @@ int sx_codec_writer_close(sx_codec_writer *w, char *err, size_t errlen) {
             w->z.avail_out = CHUNK;
             z = deflate(&w->z, Z_FINISH);
             if (z == Z_STREAM_ERROR) { set_err(err, errlen, "zlib: deflate failed"); rc = -1; break; }
-            if (write_all(w->fd, w->out, CHUNK - w->z.avail_out, err, errlen) != 0) { rc = -1; break; }
+            if (emit(w, w->out, CHUNK - w->z.avail_out, err, errlen) != 0) { rc = -1; break; }
         } while (z != Z_STREAM_END);
         deflateEnd(&w->z);
     } else {
@@ -176,7 +195,7 @@ int sx_codec_writer_close(sx_codec_writer *w, char *err, size_t errlen) {
             zbuf_out out = {w->out, CHUNK, 0};
             left = zstd.endStream(w->zs, &out);
             if (zstd.isError(left)) { if (err && errlen) snprintf(err, errlen, "zstd: %s", zstd.getErrorName(left)); rc = -1; break; }
-            if (write_all(w->fd, w->out, out.pos, err, errlen) != 0) { rc = -1; break; }
+            if (emit(w, w->out, out.pos, err, errlen) != 0) { rc = -1; break; }
         } while (left > 0);
         zstd.freeCStream(w->zs);
     }
@@ -189,6 +208,8 @@ int sx_codec_writer_close(sx_codec_writer *w, char *err, size_t errlen) {
 struct sx_codec_reader {
     int codec;
     int fd;
+    sx_codec_source source;  // when set, used instead of fd
+    void *context;
     int eof_in;     // the descriptor is exhausted
     int done;       // the stream ended
     z_stream z;
@@ -197,12 +218,14 @@ struct sx_codec_reader {
     unsigned char in[CHUNK];
 };
 
-sx_codec_reader *sx_codec_reader_open(int codec, int fd, char *err, size_t errlen) {
+static sx_codec_reader *open_reader(int codec, int fd, sx_codec_source source, void *context, char *err, size_t errlen) {
     if (!sx_codec_available(codec, err, errlen)) return NULL;
     sx_codec_reader *r = calloc(1, sizeof *r);
     if (!r) { set_err(err, errlen, "out of memory"); return NULL; }
     r->codec = codec;
     r->fd = fd;
+    r->source = source;
+    r->context = context;
     if (codec == SX_CODEC_GZIP) {
         if (inflateInit2(&r->z, 15 + 16) != Z_OK) { set_err(err, errlen, "zlib: inflateInit2 failed"); free(r); return NULL; }
     } else {
@@ -218,8 +241,22 @@ sx_codec_reader *sx_codec_reader_open(int codec, int fd, char *err, size_t errle
     return r;
 }
 
+sx_codec_reader *sx_codec_reader_open(int codec, int fd, char *err, size_t errlen) {
+    return open_reader(codec, fd, NULL, NULL, err, errlen);
+}
+
+sx_codec_reader *sx_codec_reader_open_source(int codec, sx_codec_source source, void *context, char *err, size_t errlen) {
+    return open_reader(codec, -1, source, context, err, errlen);
+}
+
 static ssize_t fill(sx_codec_reader *r, char *err, size_t errlen) {
     ssize_t n;
+    if (r->source) {
+        n = r->source(r->context, r->in, CHUNK);
+        if (n < 0) { set_err(err, errlen, "the input failed"); return -1; }
+        if (n == 0) r->eof_in = 1;
+        return n;
+    }
     do { n = read(r->fd, r->in, CHUNK); } while (n < 0 && errno == EINTR);
     if (n < 0) { if (err && errlen) snprintf(err, errlen, "read: %s (errno %d)", strerror(errno), errno); return -1; }
     if (n == 0) r->eof_in = 1;

@@ -10,6 +10,8 @@ struct Export: ParsableCommand {
         discussion: """
             DIR gets manifest.json (format version, collection configuration, counts, per-file sizes and CRC-32C)
             and chunk files. The directory appears complete or not at all; Ctrl-C cancels cleanly.
+            --encrypt KEYFILE (or $SEXTANT_BACKUP_KEY) encrypts and authenticates every file, the manifest included
+            (manifest.json.enc, *.enc): `sextant restore` then needs the same key. Make a key with `sextant keygen`.
             """)
     @OptionGroup var global: GlobalOptions
     @Argument var name: String
@@ -19,18 +21,23 @@ struct Export: ParsableCommand {
     @Option(help: "Records per chunk file (≥ 1; a chunk never holds more than the collection).") var chunk: Int = 100_000
     @Option(help: "Export only the records passing this filter (Qdrant filter JSON).") var filter: String?
     @Option(help: "auto | bar | json | none (json: JSON Lines events on stderr).") var progress: String = "auto"
+    @Option(help: ArgumentHelp("Encrypt with the key in this file (default: $SEXTANT_BACKUP_KEY when set).", valueName: "keyfile")) var encrypt: String?
+    @Flag(help: "Write plain files even when $SEXTANT_BACKUP_KEY is set.") var noEncrypt = false
 
     func run() throws {
         guard let f = ExportFormat(rawValue: format) else { fail("unknown format \(SextantError.quoted(format)) (use npy or jsonl)") }
         guard let c = Compression(rawValue: compress) else { fail("unknown compression \(SextantError.quoted(compress)) (use none, gzip or zstd)") }
         guard let mode = ProgressLine.Mode(rawValue: progress) else { fail("unknown progress mode \(SextantError.quoted(progress)) (use auto, bar, json or none)") }
         let parsed = filter.map(parseFilter)
+        let key = encryptionKey(file: encrypt, noEncrypt: noEncrypt)
         try withDatabase(global, readOnly: true) { db in
             let collection = try db.collection(name)
             var line = ProgressLine(total: nil, mode: mode)
             let start = Date()
             let summary = try cancellableOnInterrupt {
-                try collection.export(to: directory, options: ExportOptions(format: f, compression: c, chunkRecords: chunk, filter: parsed)) { e in
+                try collection.export(
+                    to: directory, options: ExportOptions(format: f, compression: c, chunkRecords: chunk, filter: parsed, encryptionKey: key)
+                ) { e in
                     try checkInterrupt()
                     if line.total == nil { line = ProgressLine(total: e.totalRecords, mode: mode) }
                     line.update(e.records, bytes: e.bytes, phase: e.phase, force: e.records == e.totalRecords)
@@ -39,9 +46,9 @@ struct Export: ParsableCommand {
             line.finish()
             let secs = Date().timeIntervalSince(start)
             if global.json {
-                Output.line(#"{"exported":\#(summary.records),"files":\#(summary.files),"bytes":\#(summary.bytes),"seconds":\#(String(format: "%.3f", secs))}"#)
+                Output.line(#"{"exported":\#(summary.records),"files":\#(summary.files),"bytes":\#(summary.bytes),"seconds":\#(String(format: "%.3f", secs))\#(keyIDField(summary.keyID))}"#)
             } else {
-                Output.line("exported \(summary.records) records to \(directory): \(summary.files) files, \(summary.bytes) bytes in \(String(format: "%.2f", secs)) s")
+                Output.line("exported \(summary.records) records to \(directory): \(summary.files) files, \(summary.bytes) bytes in \(String(format: "%.2f", secs)) s\(encryptedNote(summary.keyID))")
             }
             Output.flush()
         }
@@ -57,6 +64,9 @@ struct Restore: ParsableCommand {
             fail, an error or Ctrl-C changes nothing. Merge prints counts (added, skipped, overwritten, conflicts).
             Backup (a directory written by `sextant backup`): replays the chain up to the latest backup (or
             --at N) and replaces the backed-up collections (--collection: one of them; --into: under a new name).
+            Encrypted exports and backups need their key: --key KEYFILE, or $SEXTANT_BACKUP_KEY. Every chunk is
+            authenticated before the swap, so a tampered or damaged file changes nothing. Given a key, a restore
+            refuses an unencrypted export or backup (it could have been put in place of the encrypted one).
             """)
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The export or backup directory.") var directory: String
@@ -69,17 +79,19 @@ struct Restore: ParsableCommand {
     @Flag(help: "Give integer ids new values after the collection's largest (strings are kept).") var remapIds = false
     @Option(help: "With --remap-ids, write the mapping here as JSON Lines {\"from\", \"to\"}.") var mapping: String?
     @Option(help: "auto | bar | json | none (json: JSON Lines events on stderr).") var progress: String = "auto"
+    @Option(help: ArgumentHelp("The key of an encrypted export or backup (default: $SEXTANT_BACKUP_KEY when set).", valueName: "keyfile")) var key: String?
 
     func run() throws {
         guard let m = RestoreMode(rawValue: mode) else { fail("unknown mode \(SextantError.quoted(mode)) (use new, override or merge)") }
         guard let policy = ConflictPolicy(rawValue: onConflict) else { fail("unknown conflict policy \(SextantError.quoted(onConflict)) (use skip, overwrite or fail)") }
         guard let pmode = ProgressLine.Mode(rawValue: progress) else { fail("unknown progress mode \(SextantError.quoted(progress)) (use auto, bar, json or none)") }
         if mapping != nil && !remapIds { fail("--mapping goes with --remap-ids") }
+        let key = decryptionKey(file: key)
         if FileManager.default.fileExists(atPath: directory + "/CHAIN") {
             if mode != "new" || dryRun || remapIds { fail("a backup restore replaces the collections it holds; use --into NAME to restore one under a new name") }
             try withDatabase(global) { db in
                 try cancellableOnInterrupt {
-                    try db.restoreBackup(from: directory, at: at, collections: collection.map { [$0] }, as: into) { _ in try checkInterrupt() }
+                    try db.restoreBackup(from: directory, at: at, collections: collection.map { [$0] }, as: into, key: key) { _ in try checkInterrupt() }
                 }
                 Output.line(global.json ? #"{"restored_backup":\#(JSONOut.string(directory))}"# : "restored the backup in \(directory)\(at.map { " (number \($0))" } ?? "")")
                 Output.flush()
@@ -89,7 +101,8 @@ struct Restore: ParsableCommand {
         if at != nil || collection != nil { fail("--at and --collection apply to backup directories") }
         try withDatabase(global) { db in
             var line = ProgressLine(total: nil, mode: pmode)
-            let options = RestoreOptions(into: into, mode: m, onConflict: policy, dryRun: dryRun, remapIDs: remapIds, mappingFile: mapping)
+            let options = RestoreOptions(
+                into: into, mode: m, onConflict: policy, dryRun: dryRun, remapIDs: remapIds, mappingFile: mapping, encryptionKey: key)
             let started = Date()
             let s = try cancellableOnInterrupt {
                 try db.restore(from: directory, options: options) { e in
@@ -169,21 +182,31 @@ struct BackupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
         abstract: "Back up collections into a directory: a full backup, or an increment holding only what changed since the previous one.",
-        discussion: "`sextant restore DIR` replays the chain; `sextant verify-backup DIR` checks it.")
+        discussion: """
+            `sextant restore DIR` replays the chain; `sextant verify-backup DIR` checks it.
+            --encrypt KEYFILE (or $SEXTANT_BACKUP_KEY) encrypts and authenticates every stored file and BACKUP.json.
+            A chain has one key or none: increments of an encrypted chain need its key, and an encrypted backup
+            cannot join an unencrypted chain. Make a key with `sextant keygen`.
+            """)
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The backup directory (created if missing).") var directory: String
     @Option(help: "Only this collection.") var collection: String?
     @Flag(help: "Store only what changed since the previous backup in DIR.") var incremental = false
+    @Option(help: ArgumentHelp("Encrypt with the key in this file (default: $SEXTANT_BACKUP_KEY when set).", valueName: "keyfile")) var encrypt: String?
+    @Flag(help: "Write plain files even when $SEXTANT_BACKUP_KEY is set.") var noEncrypt = false
 
     func run() throws {
+        let key = encryptionKey(file: encrypt, noEncrypt: noEncrypt)
         try withDatabase(global) { db in
             let info = try cancellableOnInterrupt {
-                try db.backup(to: directory, collections: collection.map { [$0] }, incremental: incremental) { _ in try checkInterrupt() }
+                try db.backup(to: directory, collections: collection.map { [$0] }, incremental: incremental, encryptionKey: key) { _ in
+                    try checkInterrupt()
+                }
             }
             if global.json {
-                Output.line(#"{"backup":\#(info.sequence),"kind":\#(JSONOut.string(info.kind)),"bytes":\#(info.bytes),"total_bytes":\#(info.totalBytes)}"#)
+                Output.line(#"{"backup":\#(info.sequence),"kind":\#(JSONOut.string(info.kind)),"bytes":\#(info.bytes),"total_bytes":\#(info.totalBytes)\#(keyIDField(info.keyID))}"#)
             } else {
-                Output.line("backup \(info.sequence) (\(info.kind)) of \(info.collections.joined(separator: ", ")): stored \(info.bytes) bytes, restores \(info.totalBytes)")
+                Output.line("backup \(info.sequence) (\(info.kind)) of \(info.collections.joined(separator: ", ")): stored \(info.bytes) bytes, restores \(info.totalBytes)\(encryptedNote(info.keyID))")
             }
             Output.flush()
         }
@@ -192,12 +215,19 @@ struct BackupCommand: ParsableCommand {
 
 struct VerifyBackup: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "verify-backup", abstract: "Check every checksum of a backup chain and that the chain is complete; exit 1 naming each problem.")
+        commandName: "verify-backup", abstract: "Check every checksum of a backup chain and that the chain is complete; exit 1 naming each problem.",
+        discussion: "An encrypted chain needs its key (--key KEYFILE or $SEXTANT_BACKUP_KEY); every chunk of every file is then authenticated.")
     @Argument var directory: String
     @Flag(help: "Machine-readable output.") var json = false
+    @Option(help: ArgumentHelp("The key of an encrypted chain (default: $SEXTANT_BACKUP_KEY when set).", valueName: "keyfile")) var key: String?
 
     func run() throws {
-        let report = Database.verifyBackup(at: directory)
+        let key = decryptionKey(file: key)
+        // A missing or wrong key is not damage: say so as an error, not as a CORRUPT line.
+        do { _ = try Database.backups(in: directory, key: key) } catch where error.code == .invalidArgument {
+            fail(error.message)
+        } catch {}
+        let report = Database.verifyBackup(at: directory, key: key)
         if json {
             Output.line(JSONOut.encode(["problems": report.problems]))
         } else {

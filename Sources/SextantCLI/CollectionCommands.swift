@@ -314,19 +314,26 @@ struct SnapshotRestore: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore",
         abstract: "Replace collections with their state in a snapshot (or restore one under a new name).",
-        discussion: "The new state is built beside the old and swapped in atomically; a failure changes nothing. --from FILE first imports an archive written by `snapshot archive`.")
+        discussion: """
+            The new state is built beside the old and swapped in atomically; a failure changes nothing. --from FILE first \
+            imports an archive written by `snapshot archive`; an encrypted one needs its key (--key KEYFILE or \
+            $SEXTANT_BACKUP_KEY) and is authenticated whole before it is used.
+            """)
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Snapshot name (with --from: optional, the archive's name by default).") var name: String?
     @Option(help: "A snapshot archive file (from another machine).") var from: String?
     @Option(help: "Only this collection of the snapshot.") var collection: String?
     @Option(name: .customLong("as"), help: "Restore the (one) collection under this new name instead of replacing it.") var newName: String?
+    @Option(help: ArgumentHelp("With --from: the key of an encrypted archive (default: $SEXTANT_BACKUP_KEY when set).", valueName: "keyfile")) var key: String?
 
     func run() throws {
         guard name != nil || from != nil else { fail("give a snapshot name, or --from FILE") }
+        if key != nil && from == nil { fail("--key goes with --from FILE") }
+        let key = from == nil ? nil : decryptionKey(file: key)
         try withDatabase(global) { db in
             var snapshot = name
             if let from {
-                let info = try db.importSnapshotArchive(from, as: name)
+                let info = try db.importSnapshotArchive(from, as: name, key: key)
                 snapshot = info.name
             }
             try db.restoreSnapshot(snapshot!, collections: collection.map { [$0] }, as: newName)
@@ -352,15 +359,22 @@ struct SnapshotDelete: ParsableCommand {
 
 struct SnapshotArchiveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "archive", abstract: "Write a snapshot to one file (checksummed) for `snapshot restore --from FILE` elsewhere.")
+        commandName: "archive", abstract: "Write a snapshot to one file (checksummed) for `snapshot restore --from FILE` elsewhere.",
+        discussion: "--encrypt KEYFILE (or $SEXTANT_BACKUP_KEY) encrypts and authenticates the whole archive; make a key with `sextant keygen`.")
     @OptionGroup var global: GlobalOptions
     @Argument var name: String
     @Argument var file: String
+    @Option(help: ArgumentHelp("Encrypt with the key in this file (default: $SEXTANT_BACKUP_KEY when set).", valueName: "keyfile")) var encrypt: String?
+    @Flag(help: "Write a plain archive even when $SEXTANT_BACKUP_KEY is set.") var noEncrypt = false
 
     func run() throws {
+        let key = encryptionKey(file: encrypt, noEncrypt: noEncrypt)
         try withDatabase(global, readOnly: true) { db in
-            try db.archiveSnapshot(name, to: file)
-            Output.line(global.json ? #"{"archived":\#(JSONOut.string(name)),"file":\#(JSONOut.string(file))}"# : "archived snapshot '\(name)' to \(file)")
+            try db.archiveSnapshot(name, to: file, encryptionKey: key)
+            Output.line(
+                global.json
+                    ? #"{"archived":\#(JSONOut.string(name)),"file":\#(JSONOut.string(file))\#(keyIDField(key?.id))}"#
+                    : "archived snapshot '\(name)' to \(file)\(encryptedNote(key?.id))")
             Output.flush()
         }
     }

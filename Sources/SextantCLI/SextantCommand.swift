@@ -29,7 +29,7 @@ struct SextantCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Demo.self, Create.self, Collections.self, Info.self, Drop.self, Import.self, Upsert.self, Get.self,
-            Delete.self, Count.self, Scroll.self, Search.self, IndexCommand.self, SnapshotCommand.self, Export.self, Restore.self, Transfer.self, BackupCommand.self, VerifyBackup.self, Flush.self, Compact.self, Verify.self, Repair.self,
+            Delete.self, Count.self, Scroll.self, Search.self, IndexCommand.self, SnapshotCommand.self, Export.self, Restore.self, Transfer.self, BackupCommand.self, VerifyBackup.self, Keygen.self, Flush.self, Compact.self, Verify.self, Repair.self,
         ]
     )
 

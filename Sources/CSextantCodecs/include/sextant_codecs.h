@@ -32,6 +32,19 @@ int sx_codec_write(sx_codec_writer *w, const void *bytes, size_t n, char *err, s
 int sx_codec_writer_close(sx_codec_writer *w, char *err, size_t errlen);
 
 sx_codec_reader *sx_codec_reader_open(int codec, int fd, char *err, size_t errlen);
+
+/// Where a writer opened with `sx_codec_writer_open_sink` sends compressed bytes (all of them): 0 on
+/// success, -1 on failure (the caller keeps its own error; the codec reports "the output failed").
+typedef int (*sx_codec_sink)(void *context, const void *bytes, size_t n);
+/// Where a reader opened with `sx_codec_reader_open_source` takes compressed bytes from: a count, 0 at
+/// the end, -1 on failure (the caller keeps its own error).
+typedef ssize_t (*sx_codec_source)(void *context, void *buffer, size_t capacity);
+
+/// As `sx_codec_writer_open`, writing through `sink` instead of a descriptor (encrypted exports:
+/// compress, then encrypt).
+sx_codec_writer *sx_codec_writer_open_sink(int codec, sx_codec_sink sink, void *context, int level, char *err, size_t errlen);
+/// As `sx_codec_reader_open`, reading through `source` instead of a descriptor (decrypt, then decompress).
+sx_codec_reader *sx_codec_reader_open_source(int codec, sx_codec_source source, void *context, char *err, size_t errlen);
 /// Up to `cap` decompressed bytes; 0 at the end of the stream; -1 on damage or I/O error.
 ssize_t sx_codec_read(sx_codec_reader *r, void *out, size_t cap, char *err, size_t errlen);
 void sx_codec_reader_close(sx_codec_reader *r);

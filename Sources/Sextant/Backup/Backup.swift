@@ -13,6 +13,8 @@ public struct BackupInfo: Sendable, Hashable {
     public var bytes: Int
     /// Bytes of the whole state it restores (its own files and those it takes from earlier backups).
     public var totalBytes: Int
+    /// The ``EncryptionKey/id`` of the key the backup is encrypted with; nil when it is not encrypted.
+    public var keyID: String?
 }
 
 /// `backup-NNNNNN/BACKUP.json`.
@@ -24,6 +26,9 @@ struct BackupManifest: Codable {
         var crc32c: UInt32
         /// The backup (sequence) whose directory holds the file.
         var storedIn: Int
+        /// Encrypted backups: the salt of the stored file's encryption header, which binds the file to
+        /// this (authenticated) description, so no other encrypted file can take its place.
+        var salt: String?
     }
     var formatVersion: Int
     var sequence: Int
@@ -32,6 +37,13 @@ struct BackupManifest: Codable {
     var createdAt: Double
     var collections: [Manifest.CollectionEntry]
     var files: [FileEntry]
+    /// Present when the backup is encrypted (then this description is itself encrypted).
+    var encryption: EncryptionInfo?
+
+    static let fileName = "BACKUP.json"
+
+    /// What a stored file's key is bound to: its path within the chain directory.
+    static func context(_ storedIn: Int, _ path: String) -> String { Database.backupName(storedIn) + "/" + path }
 }
 
 extension Database {
@@ -42,9 +54,14 @@ extension Database {
     /// segments, new deletion files, the log after the checkpoint) and refers to its ancestors for the
     /// rest. Point-in-time per collection, consistent while writes continue (as a snapshot). A backup
     /// appears only when complete (`backup-N.partial` is renamed at the end).
+    ///
+    /// With `encryptionKey`, every stored file and `BACKUP.json` are encrypted and authenticated
+    /// (AES-256-GCM, see Docs/FileFormat.md, "Encrypted container"). A chain has one key, or none: a
+    /// backup into a directory whose backups are encrypted needs their key, and an encrypted backup
+    /// cannot join a chain of unencrypted ones (``SextantError/Code/invalidArgument``).
     @discardableResult
     public func backup(
-        to directory: String, collections: [String]? = nil, incremental: Bool = false,
+        to directory: String, collections: [String]? = nil, incremental: Bool = false, encryptionKey: EncryptionKey? = nil,
         progress: (ProgressEvent) throws -> Void = { _ in }
     ) throws(SextantError) -> BackupInfo {
         let io = core.io
@@ -56,7 +73,18 @@ extension Database {
             }
             try io.writeFileAtomically(marker, Array(#"{"format":"sextant-backup","version":1}"#.utf8) + [0x0A])
         }
-        let chain = try Self.loadChain(io, directory)
+        switch (Self.chainIsEncrypted(io, directory), encryptionKey) {
+        case (true?, nil):
+            throw SextantError(
+                .invalidArgument,
+                "\(directory) holds encrypted backups; pass their key (--encrypt FILE or SEXTANT_BACKUP_KEY) to add a backup to the chain")
+        case (false?, _?):
+            throw SextantError(
+                .invalidArgument,
+                "\(directory) holds unencrypted backups, and an encrypted backup cannot join their chain: back up into a new directory, or leave out the key")
+        default: break
+        }
+        let chain = try Self.loadChain(io, directory, key: encryptionKey)
         let parent = chain.last
         if incremental && parent == nil {
             throw SextantError(.invalidArgument, "\(directory) holds no backup to increment; make a full backup first (without --incremental)")
@@ -92,8 +120,14 @@ extension Database {
             } else {
                 let target = partial + "/" + f.path
                 try Self.makeParents(io, of: target, under: partial)
-                let crc = try Self.copyWithChecksum(io, stage + "/" + f.path, to: target)
-                files.append(.init(path: f.path, bytes: f.bytes, crc32c: crc, storedIn: sequence))
+                if let key = encryptionKey {
+                    let (crc, salt) = try EncryptedFile.copyEncrypting(
+                        io: io, stage + "/" + f.path, to: target, key: key, context: BackupManifest.context(sequence, f.path))
+                    files.append(.init(path: f.path, bytes: f.bytes, crc32c: crc, storedIn: sequence, salt: salt))
+                } else {
+                    let crc = try Self.copyWithChecksum(io, stage + "/" + f.path, to: target)
+                    files.append(.init(path: f.path, bytes: f.bytes, crc32c: crc, storedIn: sequence))
+                }
             }
             done += f.bytes
             do { try progress(ProgressEvent(phase: "backup", records: 0, totalRecords: nil, bytes: done)) } catch {
@@ -102,12 +136,17 @@ extension Database {
         }
         let manifest = BackupManifest(
             formatVersion: BackupManifest.formatVersion, sequence: sequence, parent: parent?.sequence, kind: incremental ? "incremental" : "full",
-            createdAt: Date().timeIntervalSince1970, collections: entries, files: files)
+            createdAt: Date().timeIntervalSince1970, collections: entries, files: files, encryption: encryptionKey.map(EncryptionInfo.init))
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .prettyPrinted]
         let json: Data
         do { json = try enc.encode(manifest) } catch { throw SextantError(.io, "could not encode the backup description: \(error)") }
-        try io.writeFileAtomically(partial + "/BACKUP.json", Array(json))
+        if let key = encryptionKey {
+            try EncryptedFile.write(
+                io: io, partial + "/" + BackupManifest.fileName, Array(json), key: key, context: BackupManifest.context(sequence, BackupManifest.fileName))
+        } else {
+            try io.writeFileAtomically(partial + "/" + BackupManifest.fileName, Array(json))
+        }
         try io.syncDirectory(partial)
         try io.rename(partial, to: final)
         try io.syncDirectory(directory)
@@ -115,20 +154,25 @@ extension Database {
         return Self.info(manifest)
     }
 
-    /// The backups in `directory`, oldest first.
-    public static func backups(in directory: String) throws(SextantError) -> [BackupInfo] {
-        try loadChain(PosixFileIO(), directory).map(info)
+    /// The backups in `directory`, oldest first. An encrypted chain needs its key (its descriptions are
+    /// encrypted too).
+    /// - Throws: ``SextantError/Code/invalidArgument`` when the chain is encrypted and `key` is nil or
+    ///   wrong, or a key is given and the chain is not encrypted.
+    public static func backups(in directory: String, key: EncryptionKey? = nil) throws(SextantError) -> [BackupInfo] {
+        try loadChain(PosixFileIO(), directory, key: key).map(info)
     }
 
     /// Checks a backup directory: every backup's files are present with their sizes and checksums, and
     /// every file an increment refers to exists in the backup that holds it. Returns the problems (each
-    /// naming the file), empty when the chain is whole.
-    public static func verifyBackup(at directory: String) -> (problems: [String], files: Int, bytes: Int) {
+    /// naming the file), empty when the chain is whole. An encrypted chain needs its key: each file is
+    /// then decrypted and authenticated chunk by chunk (a failure names the file and chunk) before its
+    /// checksum is compared; a missing or wrong key is reported as the one problem.
+    public static func verifyBackup(at directory: String, key: EncryptionKey? = nil) -> (problems: [String], files: Int, bytes: Int) {
         let io = PosixFileIO()
         var problems: [String] = []
         var files = 0, bytes = 0
         let chain: [BackupManifest]
-        do { chain = try loadChain(io, directory) } catch { return ([error.message], 0, 0) }
+        do { chain = try loadChain(io, directory, key: key) } catch { return ([error.message], 0, 0) }
         if chain.isEmpty { problems.append("\(directory): holds no complete backup") }
         let sequences = Set(chain.map(\.sequence))
         for b in chain {
@@ -140,11 +184,26 @@ extension Database {
                 if f.storedIn != b.sequence {
                     if !sequences.contains(f.storedIn) || !io.exists(holder) {
                         problems.append("\(holder): missing (backup \(b.sequence) refers to it): the chain is broken")
+                    } else if let key, b.encryption != nil {
+                        // The file is authenticated when its own backup is checked; here, that it is that file.
+                        do {
+                            let fd = try io.open(holder, flags: O_RDONLY, mode: 0)
+                            defer { io.close(fd) }
+                            _ = try DecryptingReader(io: io, fd: fd, path: holder, key: key, context: BackupManifest.context(f.storedIn, f.path), salt: f.salt)
+                        } catch {
+                            problems.append(error.message + " (backup \(b.sequence) refers to it)")
+                        }
                     }
                     continue
                 }
                 do {
-                    let (crc, n) = try checksum(io, holder)
+                    let (crc, n) =
+                        if let key, b.encryption != nil {
+                            try EncryptedFile.copyDecrypting(
+                                io: io, holder, to: nil, key: key, context: BackupManifest.context(f.storedIn, f.path), salt: f.salt)
+                        } else {
+                            try checksum(io, holder)
+                        }
                     if n != f.bytes {
                         problems.append("\(holder): \(n) bytes, the backup says \(f.bytes)")
                     } else if crc != f.crc32c {
@@ -164,12 +223,18 @@ extension Database {
     /// it needs is copied out of the chain and checked against its checksum before anything changes,
     /// then the collections (all of the backup's, or `collections`; with `as`, one under a new name) are
     /// swapped in as with a snapshot.
+    ///
+    /// An encrypted chain needs `key`: every file is decrypted and authenticated chunk by chunk into the
+    /// staging area, so damage or tampering (``SextantError/Code/corrupt``, naming the file and chunk)
+    /// stops the restore before anything changes.
+    /// - Throws: ``SextantError/Code/invalidArgument`` when the chain is encrypted and `key` is nil or
+    ///   wrong, or a key is given and the chain is not encrypted.
     public func restoreBackup(
-        from directory: String, at sequence: Int? = nil, collections: [String]? = nil, as newName: String? = nil,
+        from directory: String, at sequence: Int? = nil, collections: [String]? = nil, as newName: String? = nil, key: EncryptionKey? = nil,
         progress: (ProgressEvent) throws -> Void = { _ in }
     ) throws(SextantError) {
         let io = core.io
-        let chain = try Self.loadChain(io, directory)
+        let chain = try Self.loadChain(io, directory, key: key)
         guard let chosen = sequence.map({ s in chain.first { $0.sequence == s } }) ?? chain.last else {
             throw SextantError(.notFound, sequence.map { "\(directory): no backup number \($0) (it has \(chain.map(\.sequence)))" } ?? "\(directory): holds no complete backup")
         }
@@ -190,7 +255,14 @@ extension Database {
             guard io.exists(source) else { throw SextantError(.corrupt, "\(source): missing: the backup chain is broken") }
             let target = stage + "/" + f.path
             try Self.makeParents(io, of: target, under: stage)
-            let crc = try Self.copyWithChecksum(io, source, to: target)
+            let crc =
+                if let key, chosen.encryption != nil {
+                    try EncryptedFile.copyDecrypting(
+                        io: io, source, to: target, key: key, context: BackupManifest.context(f.storedIn, f.path), salt: f.salt
+                    ).crc
+                } else {
+                    try Self.copyWithChecksum(io, source, to: target)
+                }
             guard crc == f.crc32c, try fileSize(io, target) == f.bytes else {
                 throw SextantError(.corrupt, "\(source): checksum mismatch (the file is damaged); nothing was restored")
             }
@@ -217,18 +289,35 @@ extension Database {
         }
     }
 
-    static func loadChain(_ io: any FileIO, _ directory: String) throws(SextantError) -> [BackupManifest] {
+    /// Whether the backups in `directory` are encrypted (nil: it holds none), judged by the first one.
+    static func chainIsEncrypted(_ io: any FileIO, _ directory: String) -> Bool? {
+        let names = ((try? io.listDirectory(directory)) ?? []).filter { $0.hasPrefix("backup-") && !$0.hasSuffix(".partial") }.sorted()
+        for name in names where io.exists(directory + "/" + name + "/" + BackupManifest.fileName) {
+            return EncryptedContainer.isEncrypted(io: io, path: directory + "/" + name + "/" + BackupManifest.fileName)
+        }
+        return nil
+    }
+
+    /// The backups of a chain, oldest first. With `key`, every description must be encrypted with it;
+    /// without, none may be encrypted.
+    static func loadChain(_ io: any FileIO, _ directory: String, key: EncryptionKey? = nil) throws(SextantError) -> [BackupManifest] {
         guard io.exists(directory + "/CHAIN") else {
             throw SextantError(.notFound, "\(directory) is not a Sextant backup directory (no CHAIN file)")
         }
         var out: [BackupManifest] = []
-        for name in try io.listDirectory(directory) where name.hasPrefix("backup-") && !name.hasSuffix(".partial") {
-            let p = directory + "/" + name + "/BACKUP.json"
+        for name in try io.listDirectory(directory).sorted() where name.hasPrefix("backup-") && !name.hasSuffix(".partial") {
+            let p = directory + "/" + name + "/" + BackupManifest.fileName
             guard io.exists(p) else { continue }
             do {
-                let m = try JSONDecoder().decode(BackupManifest.self, from: Data(try io.readFile(p)))
+                let (bytes, encrypted) = try EncryptedFile.read(io: io, p, key: key, context: name + "/" + BackupManifest.fileName, what: "backup")
+                let m = try JSONDecoder().decode(BackupManifest.self, from: Data(bytes))
                 guard m.formatVersion == BackupManifest.formatVersion else {
                     throw SextantError(.unsupportedVersion, "\(p): backup format \(m.formatVersion) is not supported (this build reads \(BackupManifest.formatVersion))")
+                }
+                // An encrypted description is authenticated, so what it says about encryption is true; a
+                // plain one that claims encrypted files was not written by a backup.
+                guard encrypted == (m.encryption != nil), !encrypted || m.files.allSatisfy({ $0.salt != nil }) else {
+                    throw SextantError(.corrupt, "\(p): the description's encryption fields do not match the file")
                 }
                 out.append(m)
             } catch let e as SextantError {
@@ -243,7 +332,8 @@ extension Database {
     static func info(_ m: BackupManifest) -> BackupInfo {
         BackupInfo(
             sequence: m.sequence, kind: m.kind, createdAt: m.createdAt, collections: m.collections.map(\.name),
-            bytes: m.files.filter { $0.storedIn == m.sequence }.reduce(0) { $0 + $1.bytes }, totalBytes: m.files.reduce(0) { $0 + $1.bytes })
+            bytes: m.files.filter { $0.storedIn == m.sequence }.reduce(0) { $0 + $1.bytes }, totalBytes: m.files.reduce(0) { $0 + $1.bytes },
+            keyID: m.encryption?.keyFingerprint)
     }
 
     static func makeParents(_ io: any FileIO, of file: String, under root: String) throws(SextantError) {

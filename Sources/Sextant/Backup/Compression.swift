@@ -45,27 +45,45 @@ private func message(_ err: [CChar]) -> String {
     String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
-/// Writes a file atomically (temp name, fsync, rename) through an optional compressor, keeping the CRC-32C
-/// and size of the uncompressed content. Bytes are buffered in 1 MiB blocks.
+/// Writes a file atomically (temp name, fsync, rename) through an optional compressor, then an optional
+/// encryptor (compress, then encrypt: ciphertext does not compress), keeping the CRC-32C and size of the
+/// uncompressed content. Bytes are buffered in 1 MiB blocks.
 final class ContentWriter {
     let path: String
     let io: any FileIO
     private let tmp: String
     private let fd: Int32
     private var codec: OpaquePointer?
+    private let encryptor: EncryptingWriter?
     private var buffer: [UInt8] = []
     private(set) var crc: UInt32 = 0
     private(set) var count = 0
     private var finished = false
 
-    init(io: any FileIO, path: String, compression: Compression) throws(SextantError) {
+    /// - Parameter encryption: the key, and the file's name within its export (bound into the file's key).
+    init(io: any FileIO, path: String, compression: Compression, encryption: (key: EncryptionKey, context: String)? = nil) throws(SextantError) {
         self.io = io
         self.path = path
         tmp = path + ".tmp"
-        fd = try io.open(tmp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+        let fd = try io.open(tmp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+        self.fd = fd
+        let tmp = self.tmp
+        encryptor = encryption.map { e in
+            EncryptingWriter(key: e.key, context: e.context) { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
+        }
         if compression != .none {
             var err = [CChar](repeating: 0, count: 256)
-            guard let w = sx_codec_writer_open(compression.codec, fd, compression == .gzip ? 6 : 3, &err, err.count) else {
+            let level: Int32 = compression == .gzip ? 6 : 3
+            let w: OpaquePointer?
+            if let encryptor {
+                w = sx_codec_writer_open_sink(compression.codec, EncryptingWriter.codecSink, Unmanaged.passUnretained(encryptor).toOpaque(), level, &err, err.count)
+            } else {
+                w = sx_codec_writer_open(compression.codec, fd, level, &err, err.count)
+            }
+            guard let w else {
+                // Every property is set, so deinit runs after this throw: `finished` keeps it from closing
+                // the descriptor a second time (by then the number may belong to another file).
+                finished = true
                 io.close(fd)
                 try? io.unlink(tmp)
                 throw SextantError(.invalidArgument, "\(path): \(message(err))")
@@ -73,6 +91,15 @@ final class ContentWriter {
             codec = w
         }
         buffer.reserveCapacity(1 << 20)
+    }
+
+    /// The salt of the file's encryption header (hex), which the manifest records; nil when not encrypted.
+    var encryptionSalt: String? { encryptor?.header.saltHex }
+
+    /// The error a codec's output callback raised, if any, else one made from the codec's message.
+    private func codecError(_ err: [CChar]) -> SextantError {
+        if let e = encryptor?.failure { return e }
+        return SextantError(message(err).contains("No space") ? .diskFull : .io, "\(path): \(message(err))")
     }
 
     deinit {
@@ -95,7 +122,9 @@ final class ContentWriter {
         if let codec {
             var err = [CChar](repeating: 0, count: 256)
             let rc = buffer.withUnsafeBytes { sx_codec_write(codec, $0.baseAddress, $0.count, &err, err.count) }
-            if rc != 0 { throw SextantError(message(err).contains("No space") ? .diskFull : .io, "\(path): \(message(err))") }
+            if rc != 0 { throw codecError(err) }
+        } else if let encryptor {
+            try buffer.withBytes { (b) throws(SextantError) in try encryptor.write(b) }
         } else {
             try buffer.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
         }
@@ -109,8 +138,9 @@ final class ContentWriter {
             if let codec {
                 self.codec = nil
                 var err = [CChar](repeating: 0, count: 256)
-                if sx_codec_writer_close(codec, &err, err.count) != 0 { throw SextantError(.io, "\(path): \(message(err))") }
+                if sx_codec_writer_close(codec, &err, err.count) != 0 { throw codecError(err) }
             }
+            try encryptor?.finish()
             try io.fsync(fd, path: tmp)
             io.close(fd)
             finished = true
@@ -135,24 +165,46 @@ final class ContentWriter {
     }
 }
 
-/// Reads a file's content through an optional decompressor, keeping the CRC-32C and size of what it
-/// returned, so a caller can check a file against its manifest in the same pass that uses its bytes.
+/// Reads a file's content through an optional decryptor, then an optional decompressor, keeping the
+/// CRC-32C and size of what it returned, so a caller can check a file against its manifest in the same
+/// pass that uses its bytes. With decryption, every byte returned has been authenticated.
 final class ContentReader {
     let path: String
     let io: any FileIO
     private let fd: Int32
     private var codec: OpaquePointer?
+    private let decryptor: DecryptingReader?
     private var offset: Int64 = 0
     private(set) var crc: UInt32 = 0
     private(set) var count = 0
+    private var ownsDescriptor = true
 
-    init(io: any FileIO, path: String, compression: Compression) throws(SextantError) {
+    /// - Parameter decryption: the key, the file's name within its export (bound into its key) and the
+    ///   salt its manifest recorded for it.
+    init(io: any FileIO, path: String, compression: Compression, decryption: (key: EncryptionKey, context: String, salt: String?)? = nil) throws(SextantError) {
         self.io = io
         self.path = path
-        fd = try io.open(path, flags: O_RDONLY, mode: 0)
+        let fd = try io.open(path, flags: O_RDONLY, mode: 0)
+        self.fd = fd
+        do throws(SextantError) {
+            decryptor = try decryption.map { (d) throws(SextantError) in
+                try DecryptingReader(io: io, fd: fd, path: path, key: d.key, context: d.context, salt: d.salt)
+            }
+        } catch {
+            io.close(fd)
+            throw error
+        }
         if compression != .none {
             var err = [CChar](repeating: 0, count: 256)
-            guard let r = sx_codec_reader_open(compression.codec, fd, &err, err.count) else {
+            let r: OpaquePointer?
+            if let decryptor {
+                r = sx_codec_reader_open_source(compression.codec, DecryptingReader.codecSource, Unmanaged.passUnretained(decryptor).toOpaque(), &err, err.count)
+            } else {
+                r = sx_codec_reader_open(compression.codec, fd, &err, err.count)
+            }
+            guard let r else {
+                // deinit runs after this throw (every property is set): it must not close `fd` again.
+                ownsDescriptor = false
                 io.close(fd)
                 throw SextantError(.invalidArgument, "\(path): \(message(err))")
             }
@@ -162,7 +214,7 @@ final class ContentReader {
 
     deinit {
         if let codec { sx_codec_reader_close(codec) }
-        io.close(fd)
+        if ownsDescriptor { io.close(fd) }
     }
 
     /// Reads up to `buffer.count` bytes; 0 at the end of the content.
@@ -172,8 +224,10 @@ final class ContentReader {
         if let codec {
             var err = [CChar](repeating: 0, count: 256)
             let n = sx_codec_read(codec, buffer.baseAddress, buffer.count, &err, err.count)
-            if n < 0 { throw SextantError(.corrupt, "\(path): \(message(err))") }
+            if n < 0 { throw decryptor?.failure ?? SextantError(.corrupt, "\(path): \(message(err))") }
             got = n
+        } else if let decryptor {
+            got = try decryptor.read(into: buffer)
         } else {
             got = try io.pread(fd, into: buffer, at: offset, path: path)
             offset += Int64(got)
@@ -202,13 +256,15 @@ final class ContentReader {
     }
 }
 
-/// Decompresses `path` (or copies it, uncompressed) to `to`, returning the content's CRC-32C and size.
-func decompress(io: any FileIO, _ path: String, compression: Compression, to: String) throws(SextantError) -> (crc: UInt32, bytes: Int) {
-    if compression == .none {
+/// Decrypts and decompresses `path` (or copies it, when neither) to `to`, returning the content's CRC-32C and size.
+func decompress(
+    io: any FileIO, _ path: String, compression: Compression, decryption: (key: EncryptionKey, context: String, salt: String?)? = nil, to: String
+) throws(SextantError) -> (crc: UInt32, bytes: Int) {
+    if compression == .none && decryption == nil {
         let crc = try Database.copyWithChecksum(io, path, to: to)
         return (crc, try fileSize(io, to))
     }
-    let reader = try ContentReader(io: io, path: path, compression: compression)
+    let reader = try ContentReader(io: io, path: path, compression: compression, decryption: decryption)
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
     defer { buffer.deallocate() }
     try io.createAtomically(to) { (fd, tmp) throws(SextantError) in

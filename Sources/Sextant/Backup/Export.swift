@@ -28,12 +28,20 @@ public struct ExportOptions: Sendable {
     public var chunkRecords: Int
     /// Export only the records passing this filter.
     public var filter: Filter?
+    /// Encrypt and authenticate every file of the export — `manifest.json` included, so even listing
+    /// the export needs the key — with this key (AES-256-GCM in 64 KiB chunks, compressed first). The
+    /// default, nil, writes plain files.
+    public var encryptionKey: EncryptionKey?
 
-    public init(format: ExportFormat = .npy, compression: Compression = .none, chunkRecords: Int = 100_000, filter: Filter? = nil) {
+    public init(
+        format: ExportFormat = .npy, compression: Compression = .none, chunkRecords: Int = 100_000, filter: Filter? = nil,
+        encryptionKey: EncryptionKey? = nil
+    ) {
         self.format = format
         self.compression = compression
         self.chunkRecords = chunkRecords
         self.filter = filter
+        self.encryptionKey = encryptionKey
     }
 }
 
@@ -44,10 +52,15 @@ public struct ExportSummary: Sendable, Hashable {
     public var files: Int
     /// Bytes of the files written (compressed sizes).
     public var bytes: Int
+    /// The ``EncryptionKey/id`` of the key the export is encrypted with; nil when it is not encrypted.
+    public var keyID: String?
 }
 
 /// `manifest.json` of an export directory (see FileFormat.md, "Export directory").
 struct ExportManifest: Codable {
+    static let fileName = "manifest.json"
+    /// The manifest's name in an encrypted export.
+    static let encryptedFileName = "manifest.json.enc"
     static let formatName = "sextant-export"
     static let formatVersion = 1
 
@@ -65,6 +78,9 @@ struct ExportManifest: Codable {
         /// Size and CRC-32C of the content (after decompression).
         var contentBytes: Int
         var crc32c: UInt32
+        /// Encrypted exports: the salt of the file's encryption header, which binds the file to this
+        /// (authenticated) manifest, so a file from another export cannot be put in its place.
+        var salt: String?
     }
     struct Chunk: Codable {
         var records: Int
@@ -80,6 +96,8 @@ struct ExportManifest: Codable {
     var records: Int
     var createdAt: Double
     var chunks: [Chunk]
+    /// Present when the export is encrypted (then this manifest is itself encrypted).
+    var encryption: EncryptionInfo?
 }
 
 extension VectorCollection {
@@ -127,7 +145,7 @@ extension VectorCollection {
             if chunk == nil {
                 chunk = try ChunkWriter(
                     io: io, directory: partial, index: chunks.count, rows: min(options.chunkRecords, total - done), dimension: d,
-                    format: options.format, compression: options.compression)
+                    format: options.format, compression: options.compression, key: options.encryptionKey)
             }
             try chunk!.add(id, vector, metadata, document)
             done += 1
@@ -154,19 +172,26 @@ extension VectorCollection {
             format: ExportManifest.formatName, version: ExportManifest.formatVersion, layout: options.format,
             compression: options.compression,
             collection: .init(name: name, dimension: dimension, metric: metric, index: index, payloadIndexes: payloadIndexes),
-            records: done, createdAt: Date().timeIntervalSince1970, chunks: chunks)
+            records: done, createdAt: Date().timeIntervalSince1970, chunks: chunks, encryption: options.encryptionKey.map(EncryptionInfo.init))
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .prettyPrinted]
         enc.keyEncodingStrategy = .convertToSnakeCase
         let json: Data
         do { json = try enc.encode(manifest) } catch { throw SextantError(.io, "could not encode the export manifest: \(error)") }
-        try io.writeFileAtomically(partial + "/manifest.json", Array(json))
+        if let key = options.encryptionKey {
+            try EncryptedFile.write(io: io, partial + "/" + ExportManifest.encryptedFileName, Array(json), key: key, context: ExportManifest.encryptedFileName)
+        } else {
+            try io.writeFileAtomically(partial + "/" + ExportManifest.fileName, Array(json))
+        }
+        let manifestBytes = try fileSize(io, partial + "/" + (options.encryptionKey == nil ? ExportManifest.fileName : ExportManifest.encryptedFileName))
         try io.syncDirectory(partial)
         if io.exists(directory) { try io.removeDirectory(directory) }  // checked empty above
         try io.rename(partial, to: directory)
         try io.syncDirectory(parentDirectory(of: directory))
         ok = true
-        return ExportSummary(directory: directory, records: done, files: chunks.reduce(1) { $0 + ($1.vectors == nil ? 1 : 2) }, bytes: bytesWritten + json.count)
+        return ExportSummary(
+            directory: directory, records: done, files: chunks.reduce(1) { $0 + ($1.vectors == nil ? 1 : 2) }, bytes: bytesWritten + manifestBytes,
+            keyID: options.encryptionKey?.id)
     }
 }
 
@@ -227,21 +252,31 @@ private final class ChunkWriter {
     var count = 0
     var line: [UInt8] = []
 
-    init(io: any FileIO, directory: String, index: Int, rows: Int, dimension: Int, format: ExportFormat, compression: Compression) throws(SextantError) {
+    /// - Parameter key: encrypts both files; each file's name is its context (see ``EncryptedContainer``).
+    init(
+        io: any FileIO, directory: String, index: Int, rows: Int, dimension: Int, format: ExportFormat, compression: Compression,
+        key: EncryptionKey?
+    ) throws(SextantError) {
         self.rows = rows
         self.dimension = dimension
         self.format = format
         let n = String(format: "%06d", index)
-        vectorsName = "vectors-\(n).npy" + compression.suffix
-        recordsName = "records-\(n).jsonl" + compression.suffix
+        // Encrypted files say so in their names (numpy cannot read them as they are).
+        let encrypted = key == nil ? "" : ".enc"
+        let vectorsName = "vectors-\(n).npy" + compression.suffix + encrypted
+        let recordsName = "records-\(n).jsonl" + compression.suffix + encrypted
+        self.vectorsName = vectorsName
+        self.recordsName = recordsName
         if format == .npy {
-            let v = try ContentWriter(io: io, path: directory + "/" + vectorsName, compression: compression)
+            let v = try ContentWriter(
+                io: io, path: directory + "/" + vectorsName, compression: compression, encryption: key.map { ($0, vectorsName) })
             try v.write(NPYFile.float32Header(rows: rows, columns: dimension))
             vectors = v
         } else {
             vectors = nil
         }
-        records = try ContentWriter(io: io, path: directory + "/" + recordsName, compression: compression)
+        records = try ContentWriter(
+            io: io, path: directory + "/" + recordsName, compression: compression, encryption: key.map { ($0, recordsName) })
     }
 
     var isFull: Bool { count == rows }
@@ -281,10 +316,14 @@ private final class ChunkWriter {
         var v: ExportManifest.FileInfo?
         if let vectors {
             try vectors.finish()
-            v = .init(file: vectorsName, bytes: try fileSize(vectors.io, vectors.path), contentBytes: vectors.count, crc32c: vectors.crc)
+            v = .init(
+                file: vectorsName, bytes: try fileSize(vectors.io, vectors.path), contentBytes: vectors.count, crc32c: vectors.crc,
+                salt: vectors.encryptionSalt)
         }
         try records.finish()
-        let r = ExportManifest.FileInfo(file: recordsName, bytes: try fileSize(records.io, records.path), contentBytes: records.count, crc32c: records.crc)
+        let r = ExportManifest.FileInfo(
+            file: recordsName, bytes: try fileSize(records.io, records.path), contentBytes: records.count, crc32c: records.crc,
+            salt: records.encryptionSalt)
         return .init(records: count, vectors: v, recordsFile: r)
     }
 }

@@ -35,10 +35,15 @@ public struct RestoreOptions: Sendable {
     /// nothing conflicts; the mapping goes to `mappingFile` (JSON Lines `{"from": old, "to": new}`).
     public var remapIDs: Bool
     public var mappingFile: String?
+    /// The key of an encrypted export (``ExportOptions/encryptionKey``). Every byte is authenticated
+    /// before it is used. Given for an export that is not encrypted, the restore is refused
+    /// (``SextantError/Code/invalidArgument``): a plain export could have been put in place of the
+    /// encrypted one. The default is nil.
+    public var encryptionKey: EncryptionKey?
 
     public init(
         into: String? = nil, mode: RestoreMode = .new, onConflict: ConflictPolicy = .fail, dryRun: Bool = false, remapIDs: Bool = false,
-        mappingFile: String? = nil
+        mappingFile: String? = nil, encryptionKey: EncryptionKey? = nil
     ) {
         self.into = into
         self.mode = mode
@@ -46,6 +51,7 @@ public struct RestoreOptions: Sendable {
         self.dryRun = dryRun
         self.remapIDs = remapIDs
         self.mappingFile = mappingFile
+        self.encryptionKey = encryptionKey
     }
 }
 
@@ -74,12 +80,18 @@ extension Database {
     /// damaged file, a conflict under `.fail`, an error or a cancellation (throw from `progress`) changes
     /// nothing. A merge starts from a hard-linked copy of the collection and refuses writes to it
     /// (``SextantError/Code/locked``) until the swap, so no write is lost.
+    ///
+    /// An encrypted export needs `options.encryptionKey`; each chunk of each file is authenticated as it
+    /// streams through, and a failure (``SextantError/Code/corrupt``, naming file and chunk) ends the
+    /// restore before the swap, like any other damage.
+    /// - Throws: ``SextantError/Code/invalidArgument`` when the export is encrypted and no key (or the
+    ///   wrong key) is given, or a key is given for an export that is not encrypted.
     @discardableResult
     public func restore(
         from directory: String, options: RestoreOptions = RestoreOptions(), progress: (ProgressEvent) throws -> Void = { _ in }
     ) throws(SextantError) -> RestoreSummary {
         let io = core.io
-        let manifest = try Self.loadExportManifest(io, directory)
+        let manifest = try Self.loadExportManifest(io, directory, key: options.encryptionKey)
         try manifest.compression.checkAvailable()
         let config = manifest.collection
         let session = try LoadSession(
@@ -94,7 +106,7 @@ extension Database {
         }
         if !options.dryRun && !session.merging, let staging = session.staging {
             // Nothing to reconcile with: write the hidden collection's segments directly.
-            try Self.loadDirect(io, directory, manifest, session, into: SegmentLoader(staging, context: directory)) { (n) throws(SextantError) in
+            try Self.loadDirect(io, directory, manifest, session, key: options.encryptionKey, into: SegmentLoader(staging, context: directory)) { (n) throws(SextantError) in
                 done = n
                 try report("restore")
             }
@@ -112,7 +124,7 @@ extension Database {
                 return message == e.message ? e : SextantError(e.code, message, cause: e)
             }
             do throws(SextantError) {
-                let (vectors, records) = try Self.unpack(io, directory, manifest, chunk, i, into: session.work)
+                let (vectors, records) = try Self.unpack(io, directory, manifest, chunk, i, key: options.encryptionKey, into: session.work)
                 defer {
                     try? io.unlink(records)
                     if let vectors { try? io.unlink(vectors) }
@@ -224,8 +236,10 @@ extension Database {
         return try collection(entry.name)
     }
 
-    static func loadExportManifest(_ io: any FileIO, _ directory: String) throws(SextantError) -> ExportManifest {
-        let path = directory + "/manifest.json"
+    /// Reads and checks an export's manifest (`manifest.json`, or `manifest.json.enc` when encrypted).
+    static func loadExportManifest(_ io: any FileIO, _ directory: String, key: EncryptionKey? = nil) throws(SextantError) -> ExportManifest {
+        let name = io.exists(directory + "/" + ExportManifest.encryptedFileName) ? ExportManifest.encryptedFileName : ExportManifest.fileName
+        let path = directory + "/" + name
         guard io.exists(path) else {
             throw SextantError(
                 .notFound,
@@ -233,10 +247,11 @@ extension Database {
                     ? "\(directory) is not a complete export: manifest.json is missing (an export that did not finish?)"
                     : "\(directory): no such export directory")
         }
+        let (bytes, encrypted) = try EncryptedFile.read(io: io, path, key: key, context: name, what: "export")
         let dec = JSONDecoder()
         dec.keyDecodingStrategy = .convertFromSnakeCase
         let m: ExportManifest
-        do { m = try dec.decode(ExportManifest.self, from: Data(try io.readFile(path))) } catch let e as SextantError {
+        do { m = try dec.decode(ExportManifest.self, from: Data(bytes)) } catch let e as SextantError {
             throw e
         } catch {
             throw SextantError(.corrupt, "\(path): not a valid export manifest: \(error)")
@@ -248,9 +263,15 @@ extension Database {
         guard m.chunks.reduce(0, { $0 + $1.records }) == m.records else {
             throw SextantError(.corrupt, "\(path): the chunks hold \(m.chunks.reduce(0) { $0 + $1.records }) records, the manifest says \(m.records)")
         }
+        // An encrypted manifest is authenticated, so what it says about encryption is true; a plain one
+        // that claims encrypted files was not written by an export.
+        guard encrypted == (m.encryption != nil) else {
+            throw SextantError(.corrupt, "\(path): the manifest says the export is \(encrypted ? "not " : "")encrypted, but it is\(encrypted ? "" : " not")")
+        }
         for c in m.chunks {
             for f in [c.vectors, c.recordsFile].compactMap({ $0 }) {
                 let p = directory + "/" + f.file
+                if encrypted && f.salt == nil { throw SextantError(.corrupt, "\(path): no encryption salt recorded for \(f.file)") }
                 guard !f.file.contains("/"), io.exists(p) else { throw SextantError(.corrupt, "\(p): missing from the export") }
                 let size = try fileSize(io, p)
                 guard size == f.bytes else { throw SextantError(.corrupt, "\(p): \(size) bytes, the manifest says \(f.bytes)") }
@@ -264,7 +285,7 @@ extension Database {
     /// match the manifest fails the restore — reported as damage even when the damage first shows as bad
     /// JSON or a bad vector — before anything is published.
     static func loadDirect(
-        _ io: any FileIO, _ directory: String, _ m: ExportManifest, _ session: LoadSession, into loader: SegmentLoader,
+        _ io: any FileIO, _ directory: String, _ m: ExportManifest, _ session: LoadSession, key: EncryptionKey?, into loader: SegmentLoader,
         progress: (Int) throws(SextantError) -> Void
     ) throws(SextantError) {
         let d = m.collection.dimension
@@ -276,9 +297,12 @@ extension Database {
         var done = 0
         for chunk in m.chunks {
             let recordsPath = directory + "/" + chunk.recordsFile.file
-            let records = try ContentReader(io: io, path: recordsPath, compression: m.compression)
+            let records = try ContentReader(
+                io: io, path: recordsPath, compression: m.compression, decryption: key.map { ($0, chunk.recordsFile.file, chunk.recordsFile.salt) })
             let vectorsPath = chunk.vectors.map { directory + "/" + $0.file }
-            let vectors = try vectorsPath.map { (p) throws(SextantError) in try ContentReader(io: io, path: p, compression: m.compression) }
+            let vectors = try chunk.vectors.map { (f) throws(SextantError) in
+                try ContentReader(io: io, path: directory + "/" + f.file, compression: m.compression, decryption: key.map { ($0, f.file, f.salt) })
+            }
             /// The real cause of a failure inside a chunk: a file that does not match the manifest.
             func checkFiles() throws(SextantError) {
                 for (reader, info) in [(records, chunk.recordsFile), (vectors, chunk.vectors)] {
@@ -392,11 +416,12 @@ extension Database {
 
     /// Decompresses one chunk's files into `work`, checking sizes and checksums; returns their paths.
     static func unpack(
-        _ io: any FileIO, _ directory: String, _ m: ExportManifest, _ chunk: ExportManifest.Chunk, _ i: Int, into work: String
+        _ io: any FileIO, _ directory: String, _ m: ExportManifest, _ chunk: ExportManifest.Chunk, _ i: Int, key: EncryptionKey?, into work: String
     ) throws(SextantError) -> (vectors: String?, records: String) {
         func one(_ f: ExportManifest.FileInfo, _ name: String) throws(SextantError) -> String {
             let out = work + "/" + name
-            let (crc, bytes) = try decompress(io: io, directory + "/" + f.file, compression: m.compression, to: out)
+            let (crc, bytes) = try decompress(
+                io: io, directory + "/" + f.file, compression: m.compression, decryption: key.map { ($0, f.file, f.salt) }, to: out)
             guard bytes == f.contentBytes, crc == f.crc32c else {
                 throw SextantError(.corrupt, "\(directory)/\(f.file): checksum mismatch (the file is damaged); nothing was restored")
             }

@@ -17,13 +17,20 @@ enum SnapshotArchive {
     static let footerMagic: [UInt8] = Array("SEXTSEND".utf8)
     static let version: UInt32 = 1
     static let chunk = 1 << 20
+    /// What an encrypted archive's key is bound to (see ``EncryptedContainer``).
+    static let encryptedContext = "snapshot-archive"
 }
 
 extension Database {
     /// Writes snapshot `name` to `file` as a single archive (written to a temporary name, fsynced, then
     /// renamed, so `file` is either complete or absent).
-    /// - Parameter progress: called with (bytes written, total bytes) after each chunk; throw to cancel.
-    public func archiveSnapshot(_ name: String, to file: String, progress: (Int, Int) throws -> Void = { _, _ in }) throws(SextantError) {
+    /// - Parameters:
+    ///   - encryptionKey: when given, the whole archive is written inside one encrypted container
+    ///     (AES-256-GCM in 64 KiB chunks; Docs/FileFormat.md, "Encrypted container").
+    ///   - progress: called with (bytes written, total bytes) after each chunk; throw to cancel.
+    public func archiveSnapshot(
+        _ name: String, to file: String, encryptionKey: EncryptionKey? = nil, progress: (Int, Int) throws -> Void = { _, _ in }
+    ) throws(SextantError) {
         try Self.validateSnapshotName(name)
         let dir = snapshotsDirectory + "/" + name
         let io = core.io
@@ -36,11 +43,17 @@ extension Database {
         let total = description.count + manifest.files.reduce(0) { $0 + $1.bytes }
         var written = 0
         try io.createAtomically(file) { (fd, tmp) throws(SextantError) in
+            let encryptor = encryptionKey.map { key in
+                EncryptingWriter(key: key, context: SnapshotArchive.encryptedContext) { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
+            }
+            func write(_ b: UnsafeRawBufferPointer) throws(SextantError) {
+                if let encryptor { try encryptor.write(b) } else { try io.write(fd, b, path: tmp) }
+            }
             var header = ByteWriter(capacity: 16)
             header.raw(SnapshotArchive.magic)
             header.u32(SnapshotArchive.version)
             header.u32(0)
-            try header.bytes.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
+            try header.bytes.withBytes { (b) throws(SextantError) in try write(b) }
             var crcs = ByteWriter()
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SnapshotArchive.chunk, alignment: 64)
             defer { buffer.deallocate() }
@@ -53,7 +66,7 @@ extension Database {
                 h.u32(UInt32(p.count))
                 h.raw(p)
                 h.u64(UInt64(source.size))
-                try h.bytes.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
+                try h.bytes.withBytes { (b) throws(SextantError) in try write(b) }
                 var crc: UInt32 = 0
                 if let path = source.file {
                     let src = try io.open(path, flags: O_RDONLY, mode: 0)
@@ -65,7 +78,7 @@ extension Database {
                         guard got == want else { throw SextantError(.io, "\(path): short read at offset \(offset) (did the file change?)") }
                         let slice = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
                         crc = CRC32C.checksum(slice, seed: crc)
-                        try io.write(fd, slice, path: tmp)
+                        try write(slice)
                         offset += got
                         written += got
                         do { try progress(written, total) } catch {
@@ -74,28 +87,76 @@ extension Database {
                     }
                 } else {
                     crc = CRC32C.checksum(description)
-                    try description.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
+                    try description.withBytes { (b) throws(SextantError) in try write(b) }
                     written += description.count
                 }
                 var t = ByteWriter(capacity: 4)
                 t.u32(crc)
                 crcs.u32(crc)
-                try t.bytes.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
+                try t.bytes.withBytes { (b) throws(SextantError) in try write(b) }
             }
             var footer = ByteWriter(capacity: 32)
             footer.raw(SnapshotArchive.footerMagic)
             footer.u64(UInt64(manifest.files.count + 1))
             footer.u64(UInt64(total))
             footer.u32(CRC32C.checksum(crcs.bytes))
-            try footer.bytes.withBytes { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
+            try footer.bytes.withBytes { (b) throws(SextantError) in try write(b) }
+            try encryptor?.finish()
         }
     }
 
     /// Reads a snapshot archive into this database's snapshots (checking every checksum before the
     /// snapshot appears), under its own name or `as`. Then ``restoreSnapshot(_:collections:as:)`` restores it.
-    /// - Throws: ``SextantError/Code/corrupt`` naming the archive, the entry and the offset of damage.
+    ///
+    /// An encrypted archive (``archiveSnapshot(_:to:encryptionKey:progress:)``) needs `key`: it is first
+    /// decrypted whole into the database directory, every chunk authenticated, and only then read.
+    /// - Throws: ``SextantError/Code/corrupt`` naming the archive, the entry and the offset of damage, or
+    ///   the chunk that failed authentication; ``SextantError/Code/invalidArgument`` when the archive is
+    ///   encrypted and `key` is nil or wrong, or a key is given and the archive is not encrypted.
     @discardableResult
-    public func importSnapshotArchive(_ file: String, as newName: String? = nil, progress: (Int, Int) throws -> Void = { _, _ in }) throws(SextantError) -> SnapshotInfo {
+    public func importSnapshotArchive(
+        _ file: String, as newName: String? = nil, key: EncryptionKey? = nil, progress: (Int, Int) throws -> Void = { _, _ in }
+    ) throws(SextantError) -> SnapshotInfo {
+        let io = core.io
+        guard io.exists(file) else { throw SextantError(.notFound, "\(file): no such snapshot archive") }
+        guard EncryptedContainer.isEncrypted(io: io, path: file) else {
+            if key != nil {
+                // A plain archive is refused as such; anything else is a container whose magic was damaged.
+                guard try Self.startsWith(SnapshotArchive.magic, io, file) else {
+                    throw SextantError(.corrupt, "\(file): not an encrypted Sextant file (bad magic)")
+                }
+                throw SextantError(.invalidArgument, EncryptedContainer.notEncrypted(file, "snapshot archive"))
+            }
+            return try importPlainSnapshotArchive(file, as: newName, progress: progress)
+        }
+        guard let key else { throw SextantError(.invalidArgument, EncryptedContainer.keyRequired(file, "snapshot archive")) }
+        try io.makeDirectory(snapshotsDirectory)
+        // A `.tmp` name: an open after a crash removes it.
+        let plain = snapshotsDirectory + "/import-\(getpid())-\(hex16(UInt64.random(in: 1...UInt64.max))).decrypted.tmp"
+        defer { try? io.unlink(plain) }
+        let size = try fileSize(io, file)
+        try EncryptedFile.copyDecrypting(io: io, file, to: plain, key: key, context: SnapshotArchive.encryptedContext, salt: nil) {
+            (n) throws(SextantError) in
+            do { try progress(n, size) } catch { throw SextantError(.cancelled, "importing the snapshot archive was cancelled") }
+        }
+        do {
+            return try importPlainSnapshotArchive(plain, as: newName, progress: progress)
+        } catch {
+            throw SextantError(error.code, error.message.replacingOccurrences(of: plain, with: file + " (decrypted)"))
+        }
+    }
+
+    private static func startsWith(_ magic: [UInt8], _ io: any FileIO, _ file: String) throws(SextantError) -> Bool {
+        let fd = try io.open(file, flags: O_RDONLY, mode: 0)
+        defer { io.close(fd) }
+        var b = [UInt8](repeating: 0, count: magic.count)
+        let read: Result<Int, SextantError> = b.withUnsafeMutableBytes { p in Result { () throws(SextantError) in try io.pread(fd, into: p, at: 0, path: file) } }
+        return try read.get() == magic.count && b == magic
+    }
+
+    /// Reads an unencrypted snapshot archive (see ``importSnapshotArchive(_:as:key:progress:)``).
+    /// - Throws: ``SextantError/Code/corrupt`` naming the archive, the entry and the offset of damage.
+    func importPlainSnapshotArchive(_ file: String, as newName: String? = nil, progress: (Int, Int) throws -> Void = { _, _ in }) throws(SextantError) -> SnapshotInfo {
         let io = core.io
         let fd = try io.open(file, flags: O_RDONLY, mode: 0)
         defer { io.close(fd) }
