@@ -115,3 +115,17 @@ public func sharedDatasetPath(file: String = #filePath) -> String? {
     }
     return nil
 }
+
+/// Every regular file's bytes under `directory`, by relative path (`LOCK`, which holds a pid, left out): what
+/// a test compares before and after an operation that must change nothing on disk.
+public func fileContents(under directory: String) throws -> [String: Data] {
+    var out: [String: Data] = [:]
+    guard let e = FileManager.default.enumerator(atPath: directory) else { return out }
+    while let rel = e.nextObject() as? String {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory + "/" + rel, isDirectory: &isDir), !isDir.boolValue, rel != "LOCK" {
+            out[rel] = try Data(contentsOf: URL(fileURLWithPath: directory + "/" + rel))
+        }
+    }
+    return out
+}

@@ -12,17 +12,6 @@ import Glibc
 /// Issue 10 from the command line: read commands change nothing on disk, verify tells corruption from "could
 /// not check", repair salvages, damaged collections can be read up to the damage.
 @Suite struct ReliabilityCLITests {
-    func files(_ dir: String) throws -> [String: Data] {
-        var out: [String: Data] = [:]
-        let e = FileManager.default.enumerator(atPath: dir)!
-        while let rel = e.nextObject() as? String {
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: dir + "/" + rel, isDirectory: &isDir), !isDir.boolValue, rel != "LOCK" {
-                out[rel] = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + rel))
-            }
-        }
-        return out
-    }
 
     /// A database whose log holds unflushed batches and a torn tail: read commands must neither cut the tail,
     /// nor flush, nor remove anything — the way `count` after a full disk used to rerun a failing flush.
@@ -40,18 +29,18 @@ import Glibc
         h.write(Data([0x40, 0, 0, 0, 1, 2, 3]))
         try h.close()
         FileManager.default.createFile(atPath: dir.sub("db/collections/0000000000000001/junk.tmp"), contents: Data([1]))
-        let before = try files(dir.sub("db"))
+        let before = try fileContents(under: dir.sub("db"))
         let q = "[" + Array(repeating: "0.5", count: 8).joined(separator: ",") + "]"
         for args in [["count", "docs"], ["collections"], ["info", "docs"], ["get", "docs", "3"], ["scroll", "docs", "--limit", "5"],
                      ["search", "docs", "--vector", q, "--limit", "3"], ["index", "list", "docs"], ["snapshot", "list"], ["verify"]] {
             let r = try cli.run(args)
             #expect(r.status == 0, "\(args): \(r.stderr)")
-            #expect(try files(dir.sub("db")) == before, "\(args) changed the database's files")
+            #expect(try fileContents(under: dir.sub("db")) == before, "\(args) changed the database's files")
         }
         #expect(try cli.run(["count", "docs"]).stdout == "300\n")
         let export = try cli.run(["export", "docs", dir.sub("out")])
         #expect(export.status == 0, "\(export.stderr)")
-        #expect(try files(dir.sub("db")) == before, "export changed the database's files")
+        #expect(try fileContents(under: dir.sub("db")) == before, "export changed the database's files")
         // The first command that writes recovers: the torn tail is cut, the leftover removed.
         #expect(try cli.run(["upsert", "docs", "1000", "--vector", q]).status == 0)
         #expect(!FileManager.default.fileExists(atPath: dir.sub("db/collections/0000000000000001/junk.tmp")))

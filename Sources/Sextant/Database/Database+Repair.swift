@@ -361,12 +361,7 @@ private struct RepairPlanner {
         let walDir = dir + "/wal"
         let files = ((try? io.listDirectory(walDir)) ?? []).compactMap { WALFile.number(fromName: $0) }.sorted()
         for n in files where n < e.firstLiveWALFile {
-            var beyond = false
-            _ = try? WALReader.replay(io: io, path: walDir + "/" + WALFile.name(n), fileNumber: n, isLastFile: false, previousSeq: 0, tolerateDamage: true) {
-                (seq, _) throws(SextantError) in
-                if seq > e.checkpointSeq { beyond = true }
-            }
-            if beyond {
+            if WALReader.firstBatch(after: e.checkpointSeq, io: io, path: walDir + "/" + WALFile.name(n), fileNumber: n) != nil {
                 action("\(label): log file \(WALFile.name(n)) holds batches after the checkpoint; it is replayed again (the manifest called it obsolete)")
                 e.firstLiveWALFile = n
                 changed = true

@@ -160,12 +160,7 @@ private struct Verifier {
         let live = files.filter { $0 >= entry.firstLiveWALFile }
         for n in files where n < entry.firstLiveWALFile {
             let p = walDir + "/" + WALFile.name(n)
-            var beyond: UInt64?
-            _ = try? WALReader.replay(io: io, path: p, fileNumber: n, isLastFile: false, previousSeq: 0, tolerateDamage: true) {
-                (seq, _) throws(SextantError) in
-                if seq > entry.checkpointSeq && beyond == nil { beyond = seq }
-            }
-            if let beyond {
+            if let beyond = WALReader.firstBatch(after: entry.checkpointSeq, io: io, path: p, fileNumber: n) {
                 problem("\(p): holds batch \(beyond), after the checkpoint \(entry.checkpointSeq), but the manifest says log files below \(entry.firstLiveWALFile) are obsolete")
             } else {
                 note("\(p): an obsolete log file (every batch in it is in the segments; the next open removes it)")

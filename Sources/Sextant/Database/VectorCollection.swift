@@ -200,12 +200,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         // claiming otherwise is inconsistent, and deleting those files would drop acknowledged batches.
         for number in walFiles where number < entry.firstLiveWALFile {
             let path = walDir + "/" + WALFile.name(number)
-            var beyond: UInt64?
-            _ = try? WALReader.replay(io: io, path: path, fileNumber: number, isLastFile: false, previousSeq: 0, tolerateDamage: true) {
-                (seq, _) throws(SextantError) in
-                if seq > entry.checkpointSeq && beyond == nil { beyond = seq }
-            }
-            if let beyond {
+            if let beyond = WALReader.firstBatch(after: entry.checkpointSeq, io: io, path: path, fileNumber: number) {
                 try tolerate(SextantError(.corrupt, "\(path): holds batch \(beyond), after the checkpoint \(entry.checkpointSeq), but the manifest says log files below \(entry.firstLiveWALFile) are obsolete"))
             }
         }

@@ -69,18 +69,6 @@ import Glibc
         try modify(path) { $0.removeSubrange(size...) }
     }
 
-    /// Every file's bytes under `dir`, by relative path.
-    func snapshotFiles(_ dir: String) throws -> [String: Data] {
-        var out: [String: Data] = [:]
-        let e = FileManager.default.enumerator(atPath: dir)!
-        while let rel = e.nextObject() as? String {
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: dir + "/" + rel, isDirectory: &isDir), !isDir.boolValue, rel != "LOCK" {
-                out[rel] = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + rel))
-            }
-        }
-        return out
-    }
 
     /// The reproduction: three batches of one record, the first two damaged, the third intact.
     @Test func damageFollowedByAnIntactRecordIsCorruptionAndVerifyChangesNothing() throws {
@@ -94,12 +82,12 @@ import Glibc
             d[offsets[0].offset + 37] ^= 0xFF
             d[offsets[1].offset + 29] ^= 0xFF
         }
-        let before = try snapshotFiles(path)
+        let before = try fileContents(under: path)
         let report = try Database.verify(at: path)
         #expect(report.problems.count == 1)
         #expect(report.problems.first?.contains(log) == true && report.problems.first?.contains("offset \(offsets[0].offset)") == true, "\(report.problems)")
         // verify is read-only: every byte of every file is as it was, the log is still there.
-        #expect(try snapshotFiles(path) == before)
+        #expect(try fileContents(under: path) == before)
 
         let db = try Database.open(at: path)
         do {
@@ -132,7 +120,7 @@ import Glibc
         // repair: a dry run changes nothing; --apply salvages record 2 (id 2) and reports batches 1–2 lost.
         let dry = try Database.repair(at: path)
         #expect(!dry.applied && !dry.isClean)
-        #expect(try snapshotFiles(path) == before)
+        #expect(try fileContents(under: path) == before)
         let applied = try Database.repair(at: path, apply: true)
         #expect(applied.applied)
         #expect(applied.losses.contains { $0.collection == "c" && $0.what.contains("batches 1–2") }, "\(applied.losses)")
@@ -206,7 +194,7 @@ import Glibc
         let log = try makeDatabase(path, batches: 4, crash: true)
         let last = try recordOffsets(log).last!
         try truncate(log, to: last.offset + 20)
-        let before = try snapshotFiles(path)
+        let before = try fileContents(under: path)
         let report = try Database.verify(at: path)
         #expect(report.isClean && report.notes.count == 1 && report.notes[0].contains("offset \(last.offset)"), "\(report)")
         var ro = Configuration()
@@ -217,7 +205,7 @@ import Glibc
             #expect(throws: SextantError.self) { try db.collection("c").upsert(.int(50), vector: [0, 0, 0, 1]) }
             db.close()
         }
-        #expect(try snapshotFiles(path) == before)
+        #expect(try fileContents(under: path) == before)
         let db = try Database.open(at: path)
         #expect(try db.collection("c").count() == 3)
         db.close()

@@ -175,6 +175,18 @@ package enum WALReader {
         return outcome
     }
 
+    /// The first intact batch in the log file at `path` whose sequence number is past `checkpoint`, if any —
+    /// what proves a file the manifest calls obsolete is still needed. Damage is looked past, not reported.
+    package static func firstBatch(after checkpoint: UInt64, io: any FileIO, path: String, fileNumber: UInt64) -> UInt64? {
+        guard let fd = try? io.open(path, flags: O_RDONLY, mode: 0) else { return nil }
+        defer { io.close(fd) }
+        guard let size = try? io.size(fd, path: path), let map = try? io.mapReadOnly(fd, length: Int(size), path: path) else { return nil }
+        defer { io.unmap(map) }
+        guard let scan = try? scan(map, path: path, fileNumber: fileNumber, isLastFile: false, previousSeq: 0) else { return nil }
+        let records = scan.records + (scan.damage?.intactAfter ?? [])
+        return records.first { $0.type == WALRecord.batchType && $0.seq > checkpoint }?.seq
+    }
+
     // MARK: Records
 
     /// The intact record at `offset`, or nil.
