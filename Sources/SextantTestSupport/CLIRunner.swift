@@ -59,10 +59,13 @@ public struct CLIRunner: Sendable {
     }
 
     /// Starts `sextant` and returns the process with a stdout pipe, for tests that kill it mid-run.
-    public func start(_ args: [String]) throws -> (Process, Pipe) {
+    public func start(_ args: [String], environment: [String: String] = [:]) throws -> (Process, Pipe) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args.first.map { [$0, "--db", database] + args.dropFirst() } ?? []
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice

@@ -35,8 +35,8 @@ import Glibc
                 ? ["import", name, dir.sub("data.npy"), "--batch", "\(batch)", "--no-index-wait"]
                 : ["import", name, dir.sub("data.jsonl"), "--batch", "\(batch)", "--no-index-wait"]
             // Small memtables in some rounds, so kills also land during freezes, flushes and log rotation.
-            setenv("SEXTANT_MEMTABLE_BYTES", round % 2 == 0 ? "65536" : "", 1)
-            let (process, pipe) = try cli.start(args)
+            // (Given to this process only: a setenv would reach the CLI runs of tests running in parallel.)
+            let (process, pipe) = try cli.start(args, environment: ["SEXTANT_MEMTABLE_BYTES": round % 2 == 0 ? "65536" : ""])
             // Kill after a random number of acknowledged batches plus a random sub-batch delay, so the
             // kill lands anywhere inside a batch: before the write, mid-write, between write and fsync,
             // during apply, freeze or flush. Target 0 kills before the first batch completes.
@@ -73,7 +73,6 @@ import Glibc
             }
             database.close()
         }
-        unsetenv("SEXTANT_MEMTABLE_BYTES")
         #expect(killedMidway >= Self.rounds / 2, "most kills should land mid-import (\(killedMidway) did)")
         #expect(try cli.run(["verify"]).status == 0)
     }

@@ -232,7 +232,10 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                         }
                     }
                     let upserts = mutations.reduce(0) { $0 + ($1.kind == .upsert ? 1 : 0) }
-                    if replay.active.count + upserts > replay.active.capacity {
+                    if replay.active.count == 0 && upserts > replay.active.capacity {
+                        // An empty table is enlarged, not frozen: frozen empty, it would carry no batch of its own.
+                        Self.enlargeEmpty(&replay, capacity: upserts)
+                    } else if replay.active.count + upserts > replay.active.capacity {
                         // Conservative: this table's batches may share the current file with the next table's.
                         Self.freeze(&replay, walFileAfterFreeze: number, capacity: max(capacity, upserts))
                     }
@@ -489,7 +492,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         if needsFreeze {
             try freezeActive(minimumCapacity: upserts)
         } else if needsBigger {
-            state.withLock { s in s.active = Memtable(dimension: dimension, capacity: upserts) }
+            state.withLock { s in Self.enlargeEmpty(&s, capacity: upserts) }
         }
         // Back-pressure: do not let unflushed tables pile up without bound.
         if !configuration.backgroundWork {
@@ -536,6 +539,15 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             s.wal = nil
         }
         scheduleOptimizer()
+    }
+
+    /// Replaces the empty active table by a larger one. The new table keeps the old one's `maxSeq`: batches
+    /// that only deleted leave no row behind, yet the checkpoint of the table's flush must cover them.
+    private static func enlargeEmpty(_ s: inout State, capacity: Int) {
+        precondition(s.active.count == 0, "only an empty table is replaced")
+        let bigger = Memtable(dimension: s.active.dimension, capacity: capacity)
+        bigger.maxSeq = s.active.maxSeq
+        s.active = bigger
     }
 
     private static func freeze(_ s: inout State, walFileAfterFreeze: UInt64, capacity: Int) {
@@ -1199,9 +1211,11 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             }
             m.collections[i].nextSegmentID = nextSegmentID
             m.collections[i].nextDeletionGeneration = nextGeneration
+            // A checkpoint only moves forward: a table frozen empty (maxSeq 0) or flushed after a later one
+            // must not pull it back below segments already published, nor revive obsolete log files.
             if let checkpoint {
-                m.collections[i].checkpointSeq = checkpoint.seq
-                m.collections[i].firstLiveWALFile = checkpoint.firstLiveWALFile
+                m.collections[i].checkpointSeq = max(m.collections[i].checkpointSeq, checkpoint.seq)
+                m.collections[i].firstLiveWALFile = max(m.collections[i].firstLiveWALFile, checkpoint.firstLiveWALFile)
             }
         }
         } catch {
