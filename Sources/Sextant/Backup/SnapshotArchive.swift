@@ -179,9 +179,11 @@ extension Database {
         guard v == SnapshotArchive.version else {
             throw SextantError(.unsupportedVersion, "\(file): archive version \(v) is not supported (this build reads \(SnapshotArchive.version))")
         }
-        try io.makeDirectory(snapshotsDirectory)
+        // Durable directories: the rename into place below must not outlive, after a power cut, the
+        // directories the files were created in.
+        try io.makeDirectoryDurably(snapshotsDirectory)
         var tmp = snapshotsDirectory + "/import-\(getpid())-\(Int(Date().timeIntervalSince1970 * 1000)).tmp"
-        try io.makeDirectory(tmp)
+        try io.makeDirectoryDurably(tmp)
         var ok = false
         defer { if !ok { try? io.removeTree(tmp) } }
         var crcs = ByteWriter()
@@ -194,17 +196,22 @@ extension Database {
             let pathLength = Int(u32(try read(4, "entry")))
             guard pathLength > 0, pathLength < 4096 else { throw SextantError(.corrupt, "\(file): offset \(at): bad entry") }
             let path = String(decoding: try read(pathLength, "entry path"), as: UTF8.self)
-            guard !path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
-                throw SextantError(.corrupt, "\(file): offset \(at): entry path '\(path)' leaves the snapshot")
+            let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+            guard !path.utf8.contains(0), !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+                throw SextantError(.corrupt, "\(file): offset \(at): entry path \(SextantError.quoted(path)) is not a relative path inside the snapshot")
             }
-            let length = Int(u64(try read(8, "entry size")))
-            guard length >= 0, offset + length + 4 <= size else { throw SextantError(.corrupt, "\(file): offset \(at): entry '\(path)' runs past the end") }
+            let length = Int(clamping: u64(try read(8, "entry size")))
+            guard length <= size - offset - 4 else { throw SextantError(.corrupt, "\(file): offset \(at): entry '\(path)' runs past the end") }
+            // The description is read into memory: one, of a sane size.
+            guard path != "SNAPSHOT" || (description == nil && length <= 64 << 20) else {
+                throw SextantError(.corrupt, "\(file): offset \(at): a second or oversized snapshot description (\(length) bytes)")
+            }
             // Copy into place, checksumming as we go.
             let target = tmp + "/" + path
             var dir = ""
             for part in path.split(separator: "/").dropLast() {
                 dir += "/" + part
-                if !io.exists(tmp + dir) { try io.makeDirectory(tmp + dir) }
+                if !io.exists(tmp + dir) { try io.makeDirectoryDurably(tmp + dir) }
             }
             var crc: UInt32 = 0
             var whole: [UInt8] = []
@@ -236,7 +243,7 @@ extension Database {
             }
         }
         let footer = try read(28, "footer")
-        guard Array(footer[0..<8]) == SnapshotArchive.footerMagic, Int(u64(Array(footer[8..<16]))) == entries,
+        guard Array(footer[0..<8]) == SnapshotArchive.footerMagic, Int(clamping: u64(Array(footer[8..<16]))) == entries,
             u32(Array(footer[24..<28])) == CRC32C.checksum(crcs.bytes)
         else { throw SextantError(.corrupt, "\(file): offset \(size - 28): bad footer (truncated or damaged archive)") }
         guard var m = description else { throw SextantError(.corrupt, "\(file): the archive has no snapshot description") }

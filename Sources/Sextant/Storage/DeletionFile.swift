@@ -40,11 +40,16 @@ package enum DeletionFile {
             guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<(b.count - 4)])) == b.u32(at: b.count - 4) else {
                 throw SextantError(.corrupt, "\(path): offset \(b.count - 4): deletion file checksum mismatch")
             }
-            guard b.u64(at: 16) == segmentID, Int(b.u64(at: 24)) == rowCount else {
+            guard b.u64(at: 16) == segmentID, Int(clamping: b.u64(at: 24)) == rowCount else {
                 throw SextantError(.corrupt, "\(path): deletion file belongs to another segment")
             }
             var ws = [UInt64](repeating: 0, count: words)
             for i in 0..<words { ws[i] = b.u64(at: 32 + i * 8) }
+            // Bits past the last row would count as deletions of rows that do not exist (live counts below
+            // zero): a writer never sets them.
+            if rowCount % 64 != 0, ws[words - 1] >> UInt64(rowCount % 64) != 0 {
+                throw SextantError(.corrupt, "\(path): offset \(32 + (words - 1) * 8): deletion marks past the segment's \(rowCount) rows")
+            }
             return Bitmap(words: ws, count: rowCount)
         }
     }

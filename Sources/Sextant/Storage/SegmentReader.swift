@@ -49,11 +49,16 @@ package final class Segment: @unchecked Sendable {  // immutable after init, exc
             throw SextantError(.corrupt, "\(path): offset 0: segment header checksum mismatch")
         }
         dimension = Int(header.u32(at: 16))
+        guard dimension >= 1 else { throw SextantError(.corrupt, "\(path): offset 16: dimension 0") }
         guard let metric = Metric(code: header[20]) else {
             throw SextantError(.corrupt, "\(path): offset 20: unknown metric code \(header[20])")
         }
         self.metric = metric
-        rowCount = Int(header.u64(at: 24))
+        // Sizes from the file are clamped, never trapped on, and bounded by the file size before any product.
+        rowCount = Int(clamping: header.u64(at: 24))
+        guard rowCount <= size / (dimension * 4 + 4) else {
+            throw SextantError(.corrupt, "\(path): offset 24: \(rowCount) rows of dimension \(dimension) cannot fit in \(size) bytes")
+        }
         id = header.u64(at: 32)
         maxSeq = header.u64(at: 40)
         guard id == expectedID else {
@@ -65,10 +70,10 @@ package final class Segment: @unchecked Sendable {  // immutable after init, exc
         guard Array(footer[24..<32]) == SegmentFile.footerMagic else {
             throw SextantError(.corrupt, "\(path): offset \(footerAt): bad footer magic (file truncated?)")
         }
-        let tableOffset = Int(footer.u64(at: 0))
+        let tableOffset = Int(clamping: footer.u64(at: 0))
         let entryCount = Int(footer.u32(at: 8))
         let tableLength = entryCount * SegmentFile.tableEntrySize
-        guard tableOffset >= SegmentFile.headerSize, tableOffset + tableLength <= footerAt else {
+        guard tableOffset >= SegmentFile.headerSize, tableOffset <= footerAt, tableLength <= footerAt - tableOffset else {
             throw SextantError(.corrupt, "\(path): offset \(footerAt): section table out of bounds")
         }
         let table = UnsafeRawBufferPointer(rebasing: map[tableOffset..<tableOffset + tableLength])
@@ -78,9 +83,9 @@ package final class Segment: @unchecked Sendable {  // immutable after init, exc
         var sections: [SectionKind: (offset: Int, length: Int, crc: UInt32)] = [:]
         for i in 0..<entryCount {
             let e = i * SegmentFile.tableEntrySize
-            let off = Int(table.u64(at: e + 8))
-            let len = Int(table.u64(at: e + 16))
-            guard off >= SegmentFile.headerSize, len >= 0, off + len <= tableOffset else {
+            let off = Int(clamping: table.u64(at: e + 8))
+            let len = Int(clamping: table.u64(at: e + 16))
+            guard off >= SegmentFile.headerSize, off <= tableOffset, len <= tableOffset - off else {
                 throw SextantError(.corrupt, "\(path): offset \(tableOffset + e): section \(i) out of bounds")
             }
             // Unknown section kinds from a newer minor format are skipped.
@@ -189,8 +194,8 @@ package final class Segment: @unchecked Sendable {  // immutable after init, exc
     /// Row `i` of a blob section.
     private func blobItem(_ blob: UnsafeRawBufferPointer, _ kind: SectionKind, _ i: Int) throws(SextantError) -> UnsafeRawBufferPointer {
         let offsetsAt = blob.count - (rowCount + 1) * 8
-        let a = Int(blob.u64(at: offsetsAt + i * 8))
-        let b = Int(blob.u64(at: offsetsAt + (i + 1) * 8))
+        let a = Int(clamping: blob.u64(at: offsetsAt + i * 8))
+        let b = Int(clamping: blob.u64(at: offsetsAt + (i + 1) * 8))
         guard a <= b, b <= offsetsAt else {
             throw SextantError(.corrupt, "\(path): section \(kind.name): bad offsets for row \(i)")
         }

@@ -87,11 +87,14 @@ package final class PayloadIndexReader: @unchecked Sendable {  // immutable but 
         guard v == PayloadIndexFile.version else {
             throw SextantError(.unsupportedVersion, "\(path): index format version \(v) is not supported (this build reads version \(PayloadIndexFile.version))")
         }
-        guard map.u64(at: 12) == segmentID, Int(map.u64(at: 20)) == rowCount else {
+        guard map.u64(at: 12) == segmentID, Int(clamping: map.u64(at: 20)) == rowCount else {
             throw SextantError(.corrupt, "\(path): index header does not match segment \(segmentID) (\(rowCount) rows)")
         }
         let descriptorLength = Int(map.u32(at: 28))
-        guard 32 + descriptorLength <= size - 4 else { throw SextantError(.corrupt, "\(path): offset 28: bad descriptor length") }
+        // The sections are read through typed pointers: the data must start 8-byte aligned.
+        guard 32 + descriptorLength <= size - 4, descriptorLength % 8 == 0 else {
+            throw SextantError(.corrupt, "\(path): offset 28: bad descriptor length")
+        }
         let descriptor: JSONValue
         do { descriptor = try JSONParser.parse(UnsafeRawBufferPointer(rebasing: map[32..<(32 + descriptorLength)])) } catch {
             throw SextantError(.corrupt, "\(path): offset 32: index descriptor is not valid JSON")
@@ -105,12 +108,17 @@ package final class PayloadIndexReader: @unchecked Sendable {  // immutable but 
             }
             var sections: [(Int, Int)] = []
             for pair in list {
-                guard let o = pair[0]?.intValue, let l = pair[1]?.intValue, o >= 0, l >= 0, o % 8 == 0, Int(o + l) <= dataLength else {
+                guard let o = (pair[0]?.intValue).map(Int.init), let l = (pair[1]?.intValue).map(Int.init),
+                    o >= 0, l >= 0, o % 8 == 0, o <= dataLength, l <= dataLength - o
+                else {
                     throw SextantError(.corrupt, "\(path): index section of '\(key)' lies outside the file")
                 }
-                sections.append((Int(o), Int(l)))
+                sections.append((o, l))
             }
-            let expected = type == "documents" ? 6 : ["integer", "float", "datetime"].contains(type) ? 4 : 4
+            guard ["documents", "keyword", "bool", "text", "integer", "float", "datetime"].contains(type) else {
+                throw SextantError(.corrupt, "\(path): index field '\(key)' has unknown type '\(type)'")
+            }
+            let expected = type == "documents" ? 6 : 4
             guard sections.count == expected else { throw SextantError(.corrupt, "\(path): index field '\(key)' has \(sections.count) sections") }
             fields[key] = Field(type: type, sections: sections)
         }
@@ -120,8 +128,11 @@ package final class PayloadIndexReader: @unchecked Sendable {  // immutable but 
         self.map = map
         self.dataStart = dataStart
         self.fields = fields
+        self.rowCount = rowCount
         ok = true
     }
+
+    private let rowCount: Int
 
     deinit { io.unmap(map) }
 
@@ -134,7 +145,49 @@ package final class PayloadIndexReader: @unchecked Sendable {  // immutable but 
         guard CRC32C.checksum(body) == map.u32(at: map.count - 4) else {
             throw SextantError(.corrupt, "\(path): index file checksum mismatch")
         }
+        for (key, field) in fields.sorted(by: { $0.key < $1.key }) { try verifyStructure(key, field) }
         verified.store(true, ordering: .releasing)
+    }
+
+    /// Checksums catch accidents; this stops a crafted file with a valid checksum. Lookups index the
+    /// sections without bounds checks, so every size must agree, every end offset must be ascending and in
+    /// range, and every row must be one of the segment's. One pass over the file, once.
+    private func verifyStructure(_ key: String, _ f: Field) throws(SextantError) {
+        func fail(_ what: String) -> SextantError { SextantError(.corrupt, "\(path): index field '\(key)': \(what)") }
+        let lengths = f.sections.map(\.length)
+        func rowsInRange(_ b: UnsafeRawBufferPointer) throws(SextantError) {
+            for i in 0..<(b.count / 4) where Int(b.u32(at: i * 4)) >= rowCount {
+                throw fail("row \(b.u32(at: i * 4)) at entry \(i) is past the segment's \(rowCount) rows")
+            }
+        }
+        if ["integer", "float", "datetime"].contains(f.type) {
+            let n = lengths[0] / 8
+            guard lengths[0] % 8 == 0, lengths[1] == 4 * n, lengths[2] == 8 * n, lengths[3] == n else {
+                throw fail("numeric sections of \(lengths) bytes do not describe one list of values")
+            }
+            try rowsInRange(bytes(f, 1))
+            return
+        }
+        let terms = lengths[0], t = lengths[1] / 4, p = lengths[3] / 4
+        guard lengths[1] % 4 == 0, lengths[2] == 8 * t, lengths[3] % 4 == 0 else {
+            throw fail("postings sections of \(lengths) bytes do not describe one list of terms")
+        }
+        if f.type == "documents" {
+            guard lengths[4] == 4 * p, lengths[5] == 4 * rowCount else {
+                throw fail("frequencies or document lengths of \(lengths[4]), \(lengths[5]) bytes for \(p) postings and \(rowCount) rows")
+            }
+        }
+        let termEnds = bytes(f, 1), postEnds = bytes(f, 2)
+        var lastTerm = 0, lastPost = 0
+        for i in 0..<t {
+            let te = Int(termEnds.u32(at: i * 4)), pe = Int(clamping: postEnds.u64(at: i * 8))
+            guard te >= lastTerm, te <= terms else { throw fail("term \(i) ends at byte \(te), outside \(lastTerm)...\(terms)") }
+            guard pe >= lastPost, pe <= p else { throw fail("term \(i)'s postings end at \(pe), outside \(lastPost)...\(p)") }
+            lastTerm = te
+            lastPost = pe
+        }
+        guard lastPost == p else { throw fail("the terms' postings end at \(lastPost), not at the \(p) postings stored") }
+        try rowsInRange(bytes(f, 3))
     }
 
     /// How many rows of `segment` have a document, and the documents' total length in words.

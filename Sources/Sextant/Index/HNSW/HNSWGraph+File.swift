@@ -25,6 +25,9 @@ package enum HNSWFile {
 
     package static func name(_ segmentID: UInt64) -> String { hex16(segmentID) + ".hnsw" }
 
+    /// The largest M a graph file may declare (the index configuration allows far less).
+    package static let maxNeighborsPerNode = 1 << 12
+
     /// Writes `graph` to `path` atomically and durably.
     package static func write(_ graph: HNSWGraph, segmentID: UInt64, io: any FileIO, path: String) throws(SextantError) {
         let m = graph.neighborsPerNode
@@ -104,18 +107,26 @@ package enum HNSWFile {
         let m = Int(map.u32(at: 12))
         let efc = Int(map.u32(at: 16))
         let maxLevel = Int(map.u32(at: 20))
-        let count = Int(map.u64(at: 24))
-        let entry = Int(map.u64(at: 32))
-        let blocks = Int(map.u64(at: 40))
-        guard map.u64(at: 48) == segmentID, count == rowCount, m >= 2, entry < max(1, count) else {
+        let count = Int(clamping: map.u64(at: 24))
+        let entry = Int(clamping: map.u64(at: 32))
+        let blocks = Int(clamping: map.u64(at: 40))
+        guard map.u64(at: 48) == segmentID, count == rowCount else {
             throw SextantError(.corrupt, "\(path): graph header does not match segment \(segmentID) (\(rowCount) rows)")
+        }
+        // A header with a valid checksum can still be crafted: every size must be one the writer could produce,
+        // and every product below must stay far from overflowing.
+        guard (2...maxNeighborsPerNode).contains(m), entry < max(1, count), maxLevel <= Int(UInt8.max),
+            count <= size, blocks <= size / (4 * (m + 1))
+        else {
+            throw SextantError(
+                .corrupt, "\(path): offset 0: impossible graph header (M \(m), max level \(maxLevel), \(count) nodes, entry \(entry), \(blocks) upper blocks)")
         }
         let footerAt = size - 32
         guard Array(map[(footerAt + 24)..<size]) == footerMagic else {
             throw SextantError(.corrupt, "\(path): offset \(footerAt): bad graph footer (file truncated?)")
         }
-        let tableOffset = Int(map.u64(at: footerAt))
-        guard tableOffset + 96 <= footerAt,
+        let tableOffset = Int(clamping: map.u64(at: footerAt))
+        guard tableOffset >= 64, tableOffset <= footerAt - 96,
             CRC32C.checksum(UnsafeRawBufferPointer(rebasing: map[tableOffset..<(tableOffset + 96)])) == map.u32(at: footerAt + 8)
         else {
             throw SextantError(.corrupt, "\(path): offset \(tableOffset): graph section table checksum mismatch")
@@ -124,15 +135,17 @@ package enum HNSWFile {
         var sections: [(offset: Int, length: Int, crc: UInt32)] = []
         for i in 0..<4 {
             let e = tableOffset + i * 24
-            let off = Int(map.u64(at: e))
-            let len = Int(map.u64(at: e + 8))
-            guard len == expected[i], off % 64 == 0, off + len <= tableOffset else {
+            let off = Int(clamping: map.u64(at: e))
+            let len = Int(clamping: map.u64(at: e + 8))
+            guard len == expected[i], off % 64 == 0, off >= 64, off <= tableOffset, len <= tableOffset - off else {
                 throw SextantError(.corrupt, "\(path): offset \(e): graph section \(i) has a bad size or offset")
             }
             sections.append((off, len, map.u32(at: e + 16)))
         }
         let base = map.baseAddress!
-        let file = MappedGraphFile(io: io, path: path, map: map, sections: sections)
+        let file = MappedGraphFile(
+            io: io, path: path, map: map, sections: sections,
+            shape: .init(count: count, neighborsPerNode: m, maxLevel: maxLevel, entryPoint: entry, upperBlocks: blocks))
         let graph = HNSWGraph(
             count: count, neighborsPerNode: m, indexingSearchCount: efc, entryPoint: entry, maxLevel: maxLevel,
             levels: (base + sections[0].offset).assumingMemoryBound(to: UInt8.self),
@@ -145,26 +158,38 @@ package enum HNSWFile {
     }
 }
 
-/// A mapped graph file: unmapped when the graph that uses it goes away; its checksums are verified once.
+/// A mapped graph file: unmapped when the graph that uses it goes away; its checksums and structure are
+/// verified once, before first use.
 package final class MappedGraphFile: @unchecked Sendable {  // immutable but for the atomic flag
     let io: any FileIO
     package let path: String
     let map: UnsafeRawBufferPointer
     let sections: [(offset: Int, length: Int, crc: UInt32)]
+    let shape: Shape
     private let verified = Atomic<Bool>(false)
 
-    init(io: any FileIO, path: String, map: UnsafeRawBufferPointer, sections: [(offset: Int, length: Int, crc: UInt32)]) {
+    /// What the header declares; the sections are checked against it.
+    struct Shape {
+        var count: Int
+        var neighborsPerNode: Int
+        var maxLevel: Int
+        var entryPoint: Int
+        var upperBlocks: Int
+    }
+
+    init(io: any FileIO, path: String, map: UnsafeRawBufferPointer, sections: [(offset: Int, length: Int, crc: UInt32)], shape: Shape) {
         self.io = io
         self.path = path
         self.map = map
         self.sections = sections
+        self.shape = shape
     }
 
     func release() { io.unmap(map) }
 
     package var byteCount: Int { map.count }
 
-    /// Checks every section's checksum (once).
+    /// Checks every section's checksum, then the structure (once).
     package func verify() throws(SextantError) {
         if verified.load(ordering: .acquiring) { return }
         let names = ["levels", "upperOffsets", "level0", "upperLinks"]
@@ -174,6 +199,57 @@ package final class MappedGraphFile: @unchecked Sendable {  // immutable but for
                 throw SextantError(.corrupt, "\(path): offset \(s.offset): graph section \(names[i]) checksum mismatch")
             }
         }
+        try verifyStructure()
         verified.store(true, ordering: .releasing)
+    }
+
+    /// Checksums catch accidents; this stops a crafted file with valid checksums. The search follows links
+    /// without bounds checks, so before first use every link must name a node, every node's levels must lie
+    /// within the upper blocks, and a link at level l must lead to a node that has level l. O(links): a
+    /// one-time pass of about a millisecond per 10,000 nodes.
+    private func verifyStructure() throws(SextantError) {
+        let n = shape.count, m = shape.neighborsPerNode, m0 = 2 * m
+        let levels = map.baseAddress! + sections[0].offset
+        func u32(_ section: Int, _ index: Int) -> Int {
+            Int(map.loadUnaligned(fromByteOffset: sections[section].offset + index * 4, as: UInt32.self))
+        }
+        func level(_ node: Int) -> Int { Int(levels.load(fromByteOffset: node, as: UInt8.self)) }
+        func fail(_ section: Int, _ index: Int, _ what: String) -> SextantError {
+            SextantError(.corrupt, "\(path): offset \(sections[section].offset + index * 4): \(what)")
+        }
+        if n == 0 { return }
+        guard level(shape.entryPoint) == shape.maxLevel else {
+            throw SextantError(
+                .corrupt, "\(path): offset \(sections[0].offset + shape.entryPoint): the entry point \(shape.entryPoint) is on level \(level(shape.entryPoint)), not the top level \(shape.maxLevel)")
+        }
+        for node in 0..<n {
+            let top = level(node)
+            guard top <= shape.maxLevel else {
+                throw SextantError(.corrupt, "\(path): offset \(sections[0].offset + node): node \(node) is on level \(top), above the top level \(shape.maxLevel)")
+            }
+            // Level 0: a count, then links.
+            let base0 = node * (m0 + 1)
+            let links0 = u32(2, base0)
+            guard links0 <= m0 else { throw fail(2, base0, "node \(node) has \(links0) links on level 0, more than \(m0)") }
+            for j in 0..<links0 where u32(2, base0 + 1 + j) >= n {
+                throw fail(2, base0 + 1 + j, "node \(node) links to node \(u32(2, base0 + 1 + j)) of \(n)")
+            }
+            guard top > 0 else { continue }
+            let first = u32(1, node)
+            guard first <= shape.upperBlocks, top <= shape.upperBlocks - first else {
+                throw fail(1, node, "node \(node)'s \(top) upper levels start at block \(first) of \(shape.upperBlocks)")
+            }
+            for l in 1...top {
+                let block = (first + l - 1) * (m + 1)
+                let k = u32(3, block)
+                guard k <= m else { throw fail(3, block, "node \(node) has \(k) links on level \(l), more than \(m)") }
+                for j in 0..<k {
+                    let target = u32(3, block + 1 + j)
+                    guard target < n, level(target) >= l else {
+                        throw fail(3, block + 1 + j, "node \(node) links on level \(l) to node \(target), which is not on that level")
+                    }
+                }
+            }
+        }
     }
 }

@@ -129,12 +129,18 @@ package final class QuantizedVectors: @unchecked Sendable {  // immutable but fo
         guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: map[0..<60])) == map.u32(at: 60) else {
             throw SextantError(.corrupt, "\(path): offset 0: quantized-vector header checksum mismatch")
         }
-        guard Int(map.u32(at: 12)) == dimension, Int(map.u64(at: 16)) == count, map.u64(at: 32) == segmentID else {
+        guard Int(map.u32(at: 12)) == dimension, Int(clamping: map.u64(at: 16)) == count, map.u64(at: 32) == segmentID else {
             throw SextantError(.corrupt, "\(path): header does not match segment \(segmentID)")
+        }
+        // Query encoding divides by the scale and converts to Int8: a crafted NaN, infinite, zero or negative
+        // scale would trap there.
+        let scale = Float(bitPattern: map.u32(at: 24))
+        guard scale.isFinite, scale > 0 else {
+            throw SextantError(.corrupt, "\(path): offset 24: quantization scale \(scale) is not a positive finite number")
         }
         self.count = count
         self.dimension = dimension
-        scale = Float(bitPattern: map.u32(at: 24))
+        self.scale = scale
         codes = (map.baseAddress! + 64).assumingMemoryBound(to: Int8.self)
         squaredNorms = (map.baseAddress! + normsAt).assumingMemoryBound(to: Float.self)
         codesCRC = map.u32(at: size - 16)
