@@ -41,8 +41,12 @@ public final class NPYFile: @unchecked Sendable {  // immutable after init
         dataOffset = header.dataOffset
         let type = header.elementType
         let elementSize = type == .float32 ? 4 : type == .float16 ? 2 : 8
-        guard dataOffset + rows * columns * elementSize <= size else {
-            throw SextantError(.parse, "\(path): the file holds \(size - dataOffset) data bytes; shape (\(rows), \(columns)) needs \(rows * columns * elementSize)")
+        // The shape comes from the file: its product is computed without trapping on overflow.
+        let (cells, o1) = rows.multipliedReportingOverflow(by: columns)
+        let (needed, o2) = cells.multipliedReportingOverflow(by: elementSize)
+        guard !o1, !o2, dataOffset <= size, needed <= size - dataOffset else {
+            throw SextantError(
+                .parse, "\(path): the file holds \(max(0, size - dataOffset)) data bytes; shape (\(rows), \(columns)) needs \(o1 || o2 ? "more than \(Int.max)" : "\(needed)")")
         }
         self.map = map
         ok = true
@@ -137,6 +141,9 @@ package struct NPYHeader {
         let shape = dims.compactMap { Int($0) }
         guard shape.count == dims.count, (1...2).contains(shape.count) else {
             throw SextantError(.parse, "\(path): expected a 1-D or 2-D array, the shape is (\(dims.joined(separator: ", ")))")
+        }
+        guard shape.allSatisfy({ $0 >= 0 }) else {
+            throw SextantError(.parse, "\(path): the shape (\(dims.joined(separator: ", "))) has a negative dimension")
         }
         return NPYHeader(elementType: type, rows: shape[0], columns: shape.count == 2 ? shape[1] : 1, dataOffset: headerStart + headerLength)
     }

@@ -331,6 +331,24 @@ private func smallCollection(_ dir: TemporaryDirectory, metric: Metric = .euclid
         #expect(try c.count() == 20)
     }
 
+    /// `.npy` headers whose shape overflows or is negative: a parse error naming the file, not a trap.
+    @Test(arguments: ["(4611686018427387904, 4)", "(-10, 4)", "(4, -1)", "(9223372036854775807, 9223372036854775807)", "(3037000500, 3037000500)"])
+    func npyShapesThatOverflowOrAreNegativeAreRefused(shape: String) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (db, c) = try smallCollection(dir)
+        defer { db.close() }
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shape), }"
+        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
+        header += "\n"
+        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
+        bytes += [UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)] + Array(header.utf8) + [UInt8](repeating: 0, count: 64)
+        try Data(bytes).write(to: URL(fileURLWithPath: dir.sub("v.npy")))
+        expectError(.parse, "v.npy") { _ = try NPYFile(path: dir.sub("v.npy")) }
+        expectError(.parse, "v.npy") { try c.importRecords(from: .npy(vectors: dir.sub("v.npy"), ids: nil, records: nil)) }
+        #expect(try c.count() == 20)
+    }
+
     @Test func continuationTokensRoundTripAndGarbageIsRefused() throws {
         for id: RecordID in [.int(0), .int(.max), .string("a"), .string("s:x"), .string("ü 7")] {
             #expect(try RecordID(continuationToken: id.continuationToken) == id)
