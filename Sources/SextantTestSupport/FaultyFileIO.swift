@@ -23,7 +23,7 @@ package final class FaultyFileIO: FileIO, @unchecked Sendable {  // fault state 
         case readOnlyFileSystem
     }
     private let base = PosixFileIO()
-    private let faults = Mutex<[(Fault, Int)]>([])
+    private let faults = Locked<[(Fault, Int)]>([])
     package let triggered = Atomic<Int>(0)
 
     package init() {}
@@ -129,7 +129,7 @@ package final class FaultyFileIO: FileIO, @unchecked Sendable {  // fault state 
     }
     package func unmap(_ region: UnsafeRawBufferPointer) { base.unmap(region) }
     /// What ``availableBytes(_:)`` reports instead of the real figure (nil: the real one).
-    package let reportedAvailableBytes = Mutex<Int64?>(nil)
+    package let reportedAvailableBytes = Locked<Int64?>(nil)
 
     package func availableBytes(_ path: String) -> Int64? {
         reportedAvailableBytes.withLock { $0 } ?? base.availableBytes(path)

@@ -50,7 +50,7 @@ package final class PowerCutRecorder: FileIO, @unchecked Sendable {  // all stat
 
     package let root: String
     private let base = PosixFileIO()
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Records operations under `root`, which must exist and be empty (it counts as durable).
     package init(root: String) {

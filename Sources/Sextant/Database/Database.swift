@@ -9,17 +9,17 @@ import Glibc
 #endif
 
 /// Shared state of an open database, owned by ``Database`` and referenced by its collections.
-package final class DatabaseCore: @unchecked Sendable {  // mutable state is in Mutexes
+package final class DatabaseCore: @unchecked Sendable {  // mutable state is in Locked values
     package let path: String
     package let io: any FileIO
     package let configuration: Configuration
-    private let manifest: Mutex<Manifest>
+    private let manifest: Locked<Manifest>
 
     init(path: String, io: any FileIO, configuration: Configuration, manifest: Manifest) {
         self.path = path
         self.io = io
         self.configuration = configuration
-        self.manifest = Mutex(manifest)
+        self.manifest = Locked(manifest)
     }
 
     package func collectionDirectory(_ id: UInt64) -> String { path + "/collections/" + hex16(id) }
@@ -51,7 +51,7 @@ package final class DatabaseCore: @unchecked Sendable {  // mutable state is in 
     }
 
     /// Set when a manifest was renamed into place but its directory fsync failed: every later publish fails.
-    package let poisoned = Mutex<SextantError?>(nil)
+    package let poisoned = Locked<SextantError?>(nil)
 
     /// Whether `error` came from a publish that may have taken effect (see ``Database/writeManifest``): the
     /// files it named must not be removed.
@@ -72,14 +72,14 @@ package struct ManifestPublishUncertain: Error, Sendable {}
 /// try docs.upsert(.string("a"), vector: embedding, metadata: ["lang": "en"])
 /// let hits = try docs.search(embedding, limit: 10)
 /// ```
-public final class Database: @unchecked Sendable {  // mutable state is in Mutexes
+public final class Database: @unchecked Sendable {  // mutable state is in Locked values
     package let core: DatabaseCore
     private let lockFD: Int32
     private enum Slot {
         case open(VectorCollection)
         case failed(SextantError)
     }
-    private let slots: Mutex<[String: Slot]>
+    private let slots: Locked<[String: Slot]>
     private let closed = Atomic<Bool>(false)
     private var syncTimer: (any DispatchSourceTimer)?
 
@@ -200,7 +200,7 @@ public final class Database: @unchecked Sendable {  // mutable state is in Mutex
     private init(core: DatabaseCore, lockFD: Int32, slots: [String: Slot]) {
         self.core = core
         self.lockFD = lockFD
-        self.slots = Mutex(slots)
+        self.slots = Locked(slots)
     }
 
     deinit { close() }

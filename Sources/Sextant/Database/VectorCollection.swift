@@ -35,7 +35,7 @@ package struct ReadView: Sendable {
 ///
 /// Thread-safe: any number of threads may search and read while others write. Writes are serialized
 /// per collection and share fsyncs (group commit); flushes and compactions run in the background.
-public final class VectorCollection: @unchecked Sendable {  // mutable state lives in `state` (a Mutex)
+public final class VectorCollection: @unchecked Sendable {  // mutable state lives in `state` (a Locked)
     public let name: String
     public let dimension: Int
     public let metric: Metric
@@ -91,7 +91,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         /// The damage a collection opened with ``Configuration/readDamagedCollections`` was read up to.
         var damage: SextantError?
     }
-    package let state: Mutex<State>
+    package let state: Locked<State>
     private let commits = CommitQueue<Mutation.Batch, Int>()
     package let optimizer: DispatchQueue
     /// Builds graphs for sealed segments, off the optimizer so long builds do not delay flushes.
@@ -274,7 +274,7 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
                 try io.fsync(fd, path: path)
             }
         }
-        state = Mutex(replay)
+        state = Locked(replay)
         if replay.readOnly { return }
 
         // Remove what no manifest names: temp files, unpublished segments, old deletion generations, old logs.

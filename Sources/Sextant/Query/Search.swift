@@ -87,8 +87,8 @@ extension VectorCollection {
         let masks = try compiled.map { (f) throws(SextantError) in try self.masks(f, view) }
         let scanner = makeScanner()
         let options = SearchOptions(searchWidth: ef, exact: exact, oversampling: index.rescoreOversampling)
-        let results = Mutex([[SearchHit]?](repeating: nil, count: queries.count))
-        let failure = Mutex<SextantError?>(nil)
+        let results = Locked([[SearchHit]?](repeating: nil, count: queries.count))
+        let failure = Locked<SextantError?>(nil)
         let next = Atomic<Int>(0)
         let threads = min(queries.count, configuration_searchThreads)
         DispatchQueue.concurrentPerform(iterations: max(1, threads)) { _ in

@@ -12,7 +12,7 @@ package final class MemtableTextIndex: Sendable {
         var docLengths: [UInt32] = []
         var hasDocument: [Bool] = []
     }
-    package let contents = Mutex(Contents())
+    package let contents = Locked(Contents())
 
     package init() {}
 

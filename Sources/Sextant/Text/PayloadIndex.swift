@@ -72,7 +72,7 @@ package final class PayloadIndexReader: @unchecked Sendable {  // immutable but 
     package let fields: [String: Field]
     private let verified = Atomic<Bool>(false)
     /// Documents and their total length over all rows (deleted or not), computed on first use.
-    private let totals = Mutex<(documents: Int, length: Int)?>(nil)
+    private let totals = Locked<(documents: Int, length: Int)?>(nil)
 
     package init(io: any FileIO, path: String, segmentID: UInt64, rowCount: Int) throws(SextantError) {
         let fd = try io.open(path, flags: O_RDONLY, mode: 0)

@@ -21,9 +21,9 @@ import Testing
         // A marker vector far from everything; records that carry it are deleted right after being written.
         let doomedVector: [Float] = Array(repeating: 100, count: 8)
         let writers = 4, perWriter = 600
-        let failures = Mutex<[String]>([])
+        let failures = Locked<[String]>([])
         // Ids whose delete has returned: a search that starts after that must never return them.
-        let deleted = Mutex<Set<RecordID>>([])
+        let deleted = Locked<Set<RecordID>>([])
         let done = Atomic<Int>(0)
         DispatchQueue.concurrentPerform(iterations: writers + 2) { t in
             if t < writers {

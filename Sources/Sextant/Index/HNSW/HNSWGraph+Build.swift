@@ -210,6 +210,6 @@ func mix64(_ x: UInt64) -> UInt64 {
 
 /// The graph's entry point and top level while it is being built.
 final class EntryState: Sendable {
-    let state: Mutex<(entry: Int, maxLevel: Int)>
-    init(_ initial: (entry: Int, maxLevel: Int)) { state = Mutex(initial) }
+    let state: Locked<(entry: Int, maxLevel: Int)>
+    init(_ initial: (entry: Int, maxLevel: Int)) { state = Locked(initial) }
 }

@@ -36,7 +36,7 @@ package final class HNSWGraph: @unchecked Sendable {  // immutable after build; 
         case mapping(release: @Sendable () -> Void)
     }
 
-    private let contexts = Mutex<[SearchContext]>([])
+    private let contexts = Locked<[SearchContext]>([])
 
     package init(
         count: Int, neighborsPerNode: Int, indexingSearchCount: Int, entryPoint: Int, maxLevel: Int,

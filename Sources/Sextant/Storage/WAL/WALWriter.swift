@@ -57,14 +57,14 @@ package final class WALWriter: @unchecked Sendable {  // all mutable state is gu
         var failure: SextantError?
         var closed = false
     }
-    private let lock: Mutex<State>
+    private let lock: Locked<State>
 
     /// Creates a new, empty log file (header only), durable before it returns.
     ///
     /// - Parameter durableSeq: the last sequence number already durable in earlier files (every record before
     ///   this file has been fsynced).
     package init(io: any FileIO, directory: String, fileNumber: UInt64, durableSeq: UInt64) throws(SextantError) {
-        lock = Mutex(State(end: 0, synced: 0, appendedSeq: durableSeq, durableSeq: durableSeq))
+        lock = Locked(State(end: 0, synced: 0, appendedSeq: durableSeq, durableSeq: durableSeq))
         self.io = io
         self.fileNumber = fileNumber
         self.path = directory + "/" + WALFile.name(fileNumber)
