@@ -252,6 +252,14 @@ def write_npy(path: str, rows: list) -> None:
             f.write(struct.pack("<%df" % d, *row))
 
 
+def backup_sequences(chain: str) -> set:
+    """The complete backups of a chain directory (backup-NNNNNN with its BACKUP.json; Docs/FileFormat.md)."""
+    if not os.path.isdir(chain):
+        return set()
+    return {int(n[len("backup-"):]) for n in os.listdir(chain)
+            if n.startswith("backup-") and not n.endswith(".partial") and os.path.exists(os.path.join(chain, n, "BACKUP.json"))}
+
+
 # --------------------------------------------------------------------------------------------------
 # An operation: what to run, and what the database may hold afterwards
 
@@ -293,7 +301,8 @@ class Stats:
 class Soak:
     def __init__(self, args):
         self.args = args
-        self.rng = random.Random(args.seed)
+        self.rng = random.Random(args.seed)  # the workload
+        self.probe_rng = random.Random(args.seed + 1)  # which ids the checks read back
         self.dim = args.dim
         self.work = args.dir
         self.db = os.path.join(self.work, "db")
@@ -621,8 +630,8 @@ class Soak:
                 if c is not None and other is not None and c is not other:
                     differing |= {k for k in c.keys() | other.keys() if c.get(k) != other.get(k)}
         universe = sorted({k for c in candidates if c for k in c}, key=repr)
-        sample = self.rng.sample(universe, min(len(universe), self.args.sample))
-        strangers = [self.random_id() for _ in range(5)]
+        sample = self.probe_rng.sample(universe, min(len(universe), self.args.sample))
+        strangers = [self.probe_rng.randrange(INT_IDS) for _ in range(3)] + [f"k{self.probe_rng.randrange(STRING_IDS)}" for _ in range(2)]
         probes = sorted(differing | set(sample) | set(strangers), key=repr)
         found = self.get(name, probes)
         agree = [i for i in alive if len(candidates[i]) == count
@@ -822,14 +831,6 @@ def main() -> int:
     if temporary and status == 0:
         shutil.rmtree(args.dir, ignore_errors=True)
     return status
-
-
-def backup_sequences(chain: str) -> set:
-    """The complete backups of a chain directory (backup-NNNNNN with its BACKUP.json; Docs/FileFormat.md)."""
-    if not os.path.isdir(chain):
-        return set()
-    return {int(n[len("backup-"):]) for n in os.listdir(chain)
-            if n.startswith("backup-") and not n.endswith(".partial") and os.path.exists(os.path.join(chain, n, "BACKUP.json"))}
 
 
 if __name__ == "__main__":
