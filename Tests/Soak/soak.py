@@ -296,6 +296,7 @@ class Stats:
     operations: dict = field(default_factory=dict)
     kills_by_operation: dict = field(default_factory=dict)
     failure_rounds: list = field(default_factory=list)
+    failure_messages: dict = field(default_factory=dict)  # round -> the first line of its failure
 
 
 class Soak:
@@ -315,6 +316,8 @@ class Soak:
         self.chains: dict = {}  # chain dir -> {sequence: state of SOAK}
         self.exports: dict = {}  # export dir -> state of SOAK
         self.durations: dict = {}  # operation name -> running mean of its uninterrupted run time
+        self.snapshots_disabled = ""  # why snapshot operations stopped (after a failure broke them)
+        self.foreign_snapshots: set = set()  # listed snapshots the model forgot after a failure
         self.counter = 0
 
     # ---- the workload ---------------------------------------------------------------------------
@@ -525,8 +528,10 @@ class Soak:
         choices = [
             (22, lambda: self.op_import(npy=False)), (6, lambda: self.op_import(npy=True)), (8, self.op_upsert),
             (10, self.op_delete_ids), (3, self.op_delete_filter), (7, self.op_flush), (6, self.op_compact),
-            (6, self.op_snapshot_create), (6, self.op_backup), (5, self.op_export),
+            (6, self.op_backup), (5, self.op_export),
         ]
+        if not self.snapshots_disabled:
+            choices += [(6, self.op_snapshot_create)]
         if self.snapshots:
             choices += [(5, self.op_snapshot_restore)]
             if len(self.snapshots) > 3:
@@ -565,7 +570,7 @@ class Soak:
             raise SoakFailure(f"snapshot {created} was acknowledged but is not listed")
         if deleted and acknowledged and deleted in names:
             raise SoakFailure(f"the deletion of snapshot {deleted} was acknowledged but it is still listed")
-        unknown = names - set(self.snapshots) - {created}
+        unknown = names - set(self.snapshots) - self.foreign_snapshots - {created}
         if unknown:
             raise SoakFailure(f"unknown snapshots listed: {sorted(unknown)}")
         return names
@@ -740,7 +745,9 @@ class Soak:
         return target
 
     def resync(self) -> None:
-        """After a failure: take the database's state as the model's, so the soak can go on."""
+        """After a failure: take what the database and the directories hold as the model, so the soak can
+        go on and later failures are new ones, not echoes of this one. Artifacts whose contents the model
+        cannot know are forgotten; if snapshots can no longer be listed, snapshot operations stop."""
         listing = json.loads(self.cli.run(["collections", "--json"]).stdout or "[]")
         present = {row["name"] for row in listing}
         for name in COLLECTIONS:
@@ -748,6 +755,20 @@ class Soak:
                 self.model[name] = parse_records(self.cli.run(["scroll", name, "--limit", "100000", "--with-vector"]).stdout)
             else:
                 self.model[name] = None
+        snapshots = self.cli.run(["snapshot", "list", "--json"])
+        if snapshots.returncode != 0:
+            self.snapshots.clear()
+            if not self.snapshots_disabled:
+                self.snapshots_disabled = snapshots.stderr.strip()
+                print(f"note: snapshot operations stop here: `snapshot list` fails ({self.snapshots_disabled})", flush=True)
+        else:
+            names = {s["name"] for s in json.loads(snapshots.stdout)}
+            self.snapshots = {n: state for n, state in self.snapshots.items() if n in names}
+            self.foreign_snapshots |= names - set(self.snapshots)
+        for chain, backups in list(self.chains.items()):
+            if backup_sequences(chain) != set(backups):
+                del self.chains[chain]  # a backup the model cannot describe: leave the chain alone from now on
+        self.exports = {d: state for d, state in self.exports.items() if os.path.exists(os.path.join(d, "manifest.json"))}
 
     def leftovers(self) -> list:
         """Work directories a killed operation left in the database directory."""
@@ -772,6 +793,7 @@ class Soak:
                 self.stats.rounds += 1
                 self.stats.failures += 1
                 self.stats.failure_rounds.append(self.round)
+                self.stats.failure_messages[self.round] = str(failure).splitlines()[0]
                 saved = self.save_failure(str(failure))
                 print("\n".join(self.cli.log), flush=True)
                 print(f"FAILURE in round {self.round}: {failure}\n  saved to {saved}", flush=True)
@@ -784,7 +806,8 @@ class Soak:
         seconds = time.monotonic() - started
         summary = {
             "rounds": self.stats.rounds, "seed": self.args.seed, "failures": self.stats.failures,
-            "failure_rounds": self.stats.failure_rounds, "kills_sent": self.stats.kills_sent,
+            "failure_rounds": self.stats.failure_rounds, "failure_messages": self.stats.failure_messages,
+            "snapshots_disabled": self.snapshots_disabled, "kills_sent": self.stats.kills_sent,
             "kills_mid_operation": self.stats.kills_mid_operation, "acked_batches_checked": self.stats.acked_batches_checked,
             "inflight_batches": self.stats.inflight_batches, "inflight_applied": self.stats.inflight_applied,
             "interrupted_ops": self.stats.interrupted_ops,
