@@ -790,7 +790,11 @@ class Soak:
 
     def run(self) -> int:
         started = time.monotonic()
-        self.setup()
+        try:
+            self.setup()
+        except SoakFailure as failure:
+            print(f"soak: cannot start: {failure}", file=sys.stderr, flush=True)
+            return 2
         for self.round in range(1, self.args.rounds + 1):
             if self.args.time_limit and time.monotonic() - started > self.args.time_limit:
                 print(f"time limit of {self.args.time_limit}s reached after {self.round - 1} rounds", flush=True)
