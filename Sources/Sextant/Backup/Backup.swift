@@ -278,6 +278,8 @@ extension Database {
         }
         try replaceCollections(with: entries) { (entry, target) throws(SextantError) in
             let source = stage + "/collections/" + hex16(entry.id)
+            // A collection with no files (created, never written) has nothing to link: it restores empty.
+            guard io.isDirectory(source) else { return }
             for file in try io.listDirectory(source) where file != "wal" {
                 try io.link(source + "/" + file, to: target + "/" + file)
             }

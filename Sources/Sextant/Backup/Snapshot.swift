@@ -103,7 +103,12 @@ extension Database {
         try Self.validateSnapshotName(name)
         let dir = snapshotsDirectory + "/" + name
         guard core.io.isDirectory(dir) else { throw SextantError(.notFound, "no snapshot named '\(name)'") }
-        try core.io.removeTree(dir)
+        // Renamed out of the listing first (one durable rename), then removed: a crash part-way through the
+        // removal leaves a `.tmp` directory the next open removes, never a snapshot without its description.
+        let doomed = snapshotsDirectory + "/" + name + ".deleting-\(getpid())-\(hex16(UInt64.random(in: 1...UInt64.max))).tmp"
+        try core.io.rename(dir, to: doomed)
+        try core.io.syncDirectory(snapshotsDirectory)
+        try core.io.removeTree(doomed)
     }
 
     /// Replaces collections with their state in snapshot `name` (all of the snapshot's collections, or
@@ -194,7 +199,13 @@ extension Database {
 
     private func loadSnapshot(_ name: String) throws(SextantError) -> SnapshotManifest {
         let path = snapshotsDirectory + "/" + name + "/SNAPSHOT"
-        guard core.io.exists(path) else { throw SextantError(.notFound, "no snapshot named '\(name)'") }
+        guard core.io.exists(path) else {
+            if core.io.isDirectory(snapshotsDirectory + "/" + name) {
+                // Left by an older version's interrupted delete: say what it is and how to clear it.
+                throw SextantError(.corrupt, "\(path): missing: snapshot '\(name)' is incomplete (an interrupted delete?); remove it with `sextant snapshot delete \(name)`")
+            }
+            throw SextantError(.notFound, "no snapshot named '\(name)'")
+        }
         let bytes = try core.io.readFile(path)
         let m: SnapshotManifest
         do { m = try JSONDecoder().decode(SnapshotManifest.self, from: Data(bytes)) } catch {

@@ -144,11 +144,13 @@ public final class Database: @unchecked Sendable {  // mutable state is in Locke
                 for name in try io.listDirectory(path + "/collections") where !named.contains(name) {
                     try io.removeTree(path + "/collections/" + name)
                 }
-                // Work directories of restores cut short by a crash (decompressed chunks, a merge's copy).
-                for name in try io.listDirectory(path) where name.hasPrefix("restore-") && name.hasSuffix(".tmp") {
+                // Work directories of restores and backups cut short by a crash (decompressed chunks, a
+                // merge's copy, a backup's staged hard links).
+                for name in try io.listDirectory(path)
+                where (name.hasPrefix("restore-") || name.hasPrefix("backup-")) && name.hasSuffix(".tmp") {
                     try io.removeTree(path + "/" + name)
                 }
-                // Snapshots cut short by a crash.
+                // Snapshots cut short by a crash: being created, being imported, or being deleted.
                 if io.isDirectory(path + "/snapshots") {
                     for name in try io.listDirectory(path + "/snapshots") where name.hasSuffix(".tmp") {
                         try io.removeTree(path + "/snapshots/" + name)

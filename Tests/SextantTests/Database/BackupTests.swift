@@ -13,6 +13,46 @@ import Testing
 
     func state(_ c: VectorCollection) throws -> [StoredRecord] { try c.scroll(limit: 1_000_000, include: .all).records }
 
+    /// Found by the soak: a backup of a collection that was created and never written holds no file of
+    /// it, and restoring it failed listing a directory the restore never made. It restores empty.
+    @Test func aBackupOfANeverWrittenCollectionRestoresEmpty() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let db = try Database.open(at: dir.sub("db"))
+        defer { db.close() }
+        try db.createCollection("empty", dimension: 8, metric: .cosine)
+        try db.backup(to: dir.sub("chain"))
+        try db.restoreBackup(from: dir.sub("chain"), collections: ["empty"], as: "again")
+        let again = try db.collection("again")
+        #expect(try again.count() == 0)
+        #expect(again.dimension == 8 && again.metric == .cosine)
+        try again.upsert(records(0..<3))
+        #expect(try again.count() == 3)
+    }
+
+    /// Found by the soak: a backup killed mid-way left its staging directory (hard links to segments) in the
+    /// database for good. The next open for writing removes it, as it does a restore's.
+    @Test func anOpenRemovesTheStagingDirectoryOfAnInterruptedBackup() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var db = try Database.open(at: dir.sub("db"))
+        let c = try db.createCollection("c", dimension: 8, metric: .euclidean)
+        try c.upsert(records(0..<50))
+        try c.flush()
+        db.close()
+        let stage = dir.sub("db/backup-4242-00000000deadbeef.tmp")
+        try FileManager.default.createDirectory(atPath: stage + "/collections/0000000000000001", withIntermediateDirectories: true)
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: stage + "/collections/0000000000000001/0000000000000001.seg"))
+        // A read-only open changes nothing; an open for writing cleans up.
+        db = try Database.open(at: dir.sub("db"), configuration: { var c = Configuration(); c.readOnly = true; return c }())
+        db.close()
+        #expect(FileManager.default.fileExists(atPath: stage))
+        db = try Database.open(at: dir.sub("db"))
+        defer { db.close() }
+        #expect(!FileManager.default.fileExists(atPath: stage))
+        #expect(try db.collection("c").count() == 50)
+    }
+
     /// An incremental chain restores the same state as a full backup taken at the same moment, at every
     /// link; increments store only what changed.
     @Test func incrementalChainsRestoreWhatAFullBackupWould() throws {

@@ -69,6 +69,38 @@ import Testing
 
     /// A snapshot taken while another thread writes batches restores to a state holding a prefix of the
     /// batches: every batch acknowledged before the snapshot began, none half applied.
+    /// Found by the soak: a `snapshot delete` killed mid-way left a snapshot directory without its
+    /// description, and every later listing failed. A delete now renames the snapshot out of the listing
+    /// first; what an interrupted one leaves is removed by the next open; a directory an older version left
+    /// is named with the way out.
+    @Test func anInterruptedDeleteNeverBreaksTheListing() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var db = try Database.open(at: dir.sub("db"))
+        try db.createCollection("c", dimension: 4).upsert(.int(1), vector: [1, 2, 3, 4])
+        try db.createSnapshot("keep")
+        try db.createSnapshot("gone")
+        try db.createSnapshot("old")
+        db.close()
+        let snapshots = dir.sub("db/snapshots")
+        // What a delete killed during its removal leaves: the renamed directory, partly removed.
+        try FileManager.default.moveItem(atPath: snapshots + "/gone", toPath: snapshots + "/gone.deleting-77-0000000000000001.tmp")
+        try FileManager.default.removeItem(atPath: snapshots + "/gone.deleting-77-0000000000000001.tmp/SNAPSHOT")
+        // What an older version's interrupted delete left: the directory without its description.
+        try FileManager.default.removeItem(atPath: snapshots + "/old/SNAPSHOT")
+        db = try Database.open(at: dir.sub("db"))
+        #expect(!FileManager.default.fileExists(atPath: snapshots + "/gone.deleting-77-0000000000000001.tmp"))
+        var failure: SextantError?
+        do { _ = try db.snapshots() } catch { failure = error }
+        #expect(failure?.code == .corrupt && failure?.message.contains("snapshot delete old") == true, "\(String(describing: failure))")
+        try db.deleteSnapshot("old")
+        #expect(try db.snapshots().map(\.name) == ["keep"])
+        try db.deleteSnapshot("keep")
+        #expect(try db.snapshots().isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: snapshots).isEmpty)
+        db.close()
+    }
+
     @Test func aSnapshotDuringConcurrentWritesIsConsistent() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
