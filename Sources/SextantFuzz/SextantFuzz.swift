@@ -48,6 +48,22 @@ func check(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> S
 #if SEXTANT_FUZZ
     nonisolated(unsafe) private var selected: FuzzTarget?
 
+    /// libFuzzer's entry point for a program with its own `main` (LLVM 11+).
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func LLVMFuzzerRunDriver(
+        _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+    ) -> CInt
+
+    /// SwiftPM links an executable target with `main` aliased to `<Target>_main` (so tests can link the
+    /// module), which takes the place of libFuzzer's `main`: this one hands over to libFuzzer's driver.
+    @_cdecl("SextantFuzz_main")
+    public func sextantFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+        var argc = argc
+        var argv = argv
+        return LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzTestOneInput(data, size) }
+    }
+
     @_cdecl("LLVMFuzzerTestOneInput")
     public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         if selected == nil {
