@@ -10,9 +10,15 @@ bin="$(swift build --product sextant-fuzz --show-bin-path)/sextant-fuzz"
 if [ "$#" -eq 0 ]; then
     set -- $( (ls Fuzz/Corpus; ls Fuzz/Regressions 2>/dev/null) | sort -u)
 fi
+failed=()
 for target in "$@"; do
     inputs=()
     [ -d "Fuzz/Corpus/$target" ] && inputs+=("Fuzz/Corpus/$target")
     [ -d "Fuzz/Regressions/$target" ] && inputs+=("Fuzz/Regressions/$target")
-    "$bin" "$target" "${inputs[@]}"
+    # Each file separately would name the culprit; SEXTANT_FUZZ_VERBOSE=1 prints each name before its run.
+    "$bin" "$target" "${inputs[@]}" || failed+=("$target")
 done
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "replay failed for: ${failed[*]} (rerun with SEXTANT_FUZZ_VERBOSE=1 to see the input)" >&2
+    exit 1
+fi

@@ -197,8 +197,12 @@ extension Database {
             guard !path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
                 throw SextantError(.corrupt, "\(file): offset \(at): entry path '\(path)' leaves the snapshot")
             }
-            let length = Int(u64(try read(8, "entry size")))
-            guard length >= 0, offset + length + 4 <= size else { throw SextantError(.corrupt, "\(file): offset \(at): entry '\(path)' runs past the end") }
+            // Compared as UInt64: a crafted size above Int.max must be refused, not trap in the conversion.
+            let declared = u64(try read(8, "entry size"))
+            guard declared <= UInt64(max(0, size - offset - 4)) else {
+                throw SextantError(.corrupt, "\(file): offset \(at): entry '\(path)' runs past the end")
+            }
+            let length = Int(declared)
             // Copy into place, checksumming as we go.
             let target = tmp + "/" + path
             var dir = ""
@@ -236,7 +240,7 @@ extension Database {
             }
         }
         let footer = try read(28, "footer")
-        guard Array(footer[0..<8]) == SnapshotArchive.footerMagic, Int(u64(Array(footer[8..<16]))) == entries,
+        guard Array(footer[0..<8]) == SnapshotArchive.footerMagic, u64(Array(footer[8..<16])) == UInt64(entries),
             u32(Array(footer[24..<28])) == CRC32C.checksum(crcs.bytes)
         else { throw SextantError(.corrupt, "\(file): offset \(size - 28): bad footer (truncated or damaged archive)") }
         guard var m = description else { throw SextantError(.corrupt, "\(file): the archive has no snapshot description") }
