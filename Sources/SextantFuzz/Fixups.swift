@@ -63,7 +63,7 @@ enum Fixup {
         b.put(b.crc(0..<60), at: 60)
         let dimension = UInt64(b.u32(at: 12)), count = b.u64(at: 16)
         let (codeBytes, overflow) = count.multipliedReportingOverflow(by: dimension)
-        guard !overflow, codeBytes <= UInt64(b.count) else { return }
+        guard !overflow, codeBytes <= UInt64(b.count), count <= UInt64(b.count) else { return }
         let normsAt = 64 + Int(codeBytes) + (64 - Int(codeBytes) % 64) % 64
         guard normsAt + Int(count) * 4 + 16 == b.count else { return }
         b.put(b.crc(64..<(64 + Int(codeBytes))), at: b.count - 16)

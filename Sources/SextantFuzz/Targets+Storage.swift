@@ -34,11 +34,9 @@ func fuzzWAL(_ data: UnsafeRawBufferPointer, fix: Bool) {
     let bytes = fixed(data, fix, Fixup.wal)
     bytes.withUnsafeBytes { map in
         for (last, salvage) in [(true, false), (false, false), (true, true)] {
-            var previous: UInt64 = 0
+            // (Consecutive sequence numbers are checked by recovery, above the reader: not an invariant here.)
             _ = try? WALReader.replay(map, path: "input.log", fileNumber: nil, isLastFile: last, previousSeq: 0, tolerateDamage: true, salvage: salvage) {
-                seq, mutations in
-                check(seq > previous || salvage, "replayed seq \(seq) after \(previous)")
-                previous = seq
+                _, mutations in
                 _ = mutations.count
             }
         }
