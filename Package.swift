@@ -20,6 +20,7 @@ let package = Package(
     products: [
         .library(name: "Sextant", targets: ["Sextant"]),
         .executable(name: "sextant", targets: ["SextantCLI"]),
+        .executable(name: "sextant-fuzz", targets: ["SextantFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -53,6 +54,14 @@ let package = Package(
                 "Sextant",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // libFuzzer targets for every parser of untrusted input (Fuzz/README.md). A plain build replays files
+        // through them (the CI regression check); Fuzz/run.sh rebuilds it with -sanitize=fuzzer,address and
+        // -DSEXTANT_FUZZ into its own scratch path. In the package (not nested) for `package` access.
+        .executableTarget(
+            name: "SextantFuzz",
+            dependencies: ["Sextant"],
             swiftSettings: swiftSettings
         ),
         .target(

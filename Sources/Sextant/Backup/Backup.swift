@@ -321,6 +321,12 @@ extension Database {
                 guard encrypted == (m.encryption != nil), !encrypted || m.files.allSatisfy({ $0.salt != nil }) else {
                     throw SextantError(.corrupt, "\(p): the description's encryption fields do not match the file")
                 }
+                // A plain description is not authenticated: a crafted one must not point a restore's copies
+                // (read from the chain, written into the staging directory) at paths outside them.
+                for f in m.files where !isPathInsideBackup(f.path) || f.storedIn < 1 || f.storedIn > m.sequence {
+                    throw SextantError(
+                        .corrupt, "\(p): file \(quotedForMessage(f.path)) (stored in backup \(f.storedIn)) is not a file of this chain")
+                }
                 out.append(m)
             } catch let e as SextantError {
                 throw e
@@ -329,6 +335,13 @@ extension Database {
             }
         }
         return out.sorted { $0.sequence < $1.sequence }
+    }
+
+    /// Whether a description's file path stays inside a backup directory: relative, with no empty, `.` or
+    /// `..` part and no NUL (what a backup writes: `collections/<id>/<file>`).
+    static func isPathInsideBackup(_ path: String) -> Bool {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        return !path.isEmpty && !path.utf8.contains(0) && parts.allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
     }
 
     static func info(_ m: BackupManifest) -> BackupInfo {

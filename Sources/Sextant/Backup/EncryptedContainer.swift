@@ -351,10 +351,11 @@ final class DecryptingReader {
 }
 
 /// Whole encrypted files: small ones (manifests) in memory, large ones (backup files) streamed.
-enum EncryptedFile {
+/// (`package` for the fuzz harness, Sources/SextantFuzz.)
+package enum EncryptedFile {
     /// Writes `bytes` sealed, atomically (temp name, fsync, rename). Returns the header's salt (hex).
     @discardableResult
-    static func write(io: any FileIO, _ path: String, _ bytes: [UInt8], key: EncryptionKey, context: String) throws(SextantError) -> String {
+    package static func write(io: any FileIO, _ path: String, _ bytes: [UInt8], key: EncryptionKey, context: String) throws(SextantError) -> String {
         try io.createAtomically(path) { (fd, tmp) throws(SextantError) in
             let w = EncryptingWriter(key: key, context: context) { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
             try bytes.withBytes { (b) throws(SextantError) in try w.write(b) }
@@ -368,7 +369,7 @@ enum EncryptedFile {
     /// - Throws: ``SextantError/Code/invalidArgument`` when it is encrypted and `key` is nil, when the key
     ///   is wrong, and when a key is given and the file is not encrypted; ``SextantError/Code/corrupt`` on
     ///   any authentication failure.
-    static func read(io: any FileIO, _ path: String, key: EncryptionKey?, context: String, what: String) throws(SextantError) -> (bytes: [UInt8], encrypted: Bool) {
+    package static func read(io: any FileIO, _ path: String, key: EncryptionKey?, context: String, what: String) throws(SextantError) -> (bytes: [UInt8], encrypted: Bool) {
         let raw = try io.readFile(path)
         guard EncryptedContainer.isEncrypted(raw) else {
             if key != nil {
@@ -423,7 +424,7 @@ enum EncryptedFile {
     /// Decrypts the container at `from`, authenticating every chunk, into `to` (atomically, durably) —
     /// or, with `to` nil, only checks it. Returns the plaintext's CRC-32C and size.
     @discardableResult
-    static func copyDecrypting(
+    package static func copyDecrypting(
         io: any FileIO, _ from: String, to: String?, key: EncryptionKey, context: String, salt: String?,
         progress: (Int) throws(SextantError) -> Void = { _ in }
     ) throws(SextantError) -> (crc: UInt32, bytes: Int) {

@@ -87,6 +87,17 @@ package struct NPYHeader {
     package var dataOffset: Int
     package var elementSize: Int { elementType == .float32 ? 4 : elementType == .float16 ? 2 : 8 }
 
+    /// The longest header read (NumPy's own reader stops at 10,000 bytes): a crafted length must not make a
+    /// streaming restore allocate gigabytes before the header is even parsed.
+    package static let maxHeaderBytes = 1 << 20
+
+    /// Refuses a header longer than ``maxHeaderBytes``.
+    static func checkLength(_ length: Int, path: String) throws(SextantError) {
+        guard length <= maxHeaderBytes else {
+            throw SextantError(.parse, "\(path): the .npy header is \(length) bytes long (at most \(maxHeaderBytes) are read)")
+        }
+    }
+
     /// The bytes the header occupies, from the first 12 bytes of the file (nil: too short to tell).
     static func length(_ prefix: UnsafeRawBufferPointer) -> Int? {
         guard prefix.count >= 10 else { return nil }
@@ -118,6 +129,7 @@ package struct NPYHeader {
         default:
             throw SextantError(.unsupportedVersion, "\(path): .npy format version \(major) is not supported")
         }
+        try checkLength(headerStart + headerLength, path: path)
         guard headerStart + headerLength <= size else { throw SextantError(.parse, "\(path): truncated .npy header") }
         let header = String(decoding: bytes[headerStart..<(headerStart + headerLength)], as: UTF8.self)
         func field(_ name: String) -> Substring? {
@@ -142,8 +154,14 @@ package struct NPYHeader {
         guard shape.count == dims.count, (1...2).contains(shape.count) else {
             throw SextantError(.parse, "\(path): expected a 1-D or 2-D array, the shape is (\(dims.joined(separator: ", ")))")
         }
-        guard shape.allSatisfy({ $0 >= 0 }) else {
-            throw SextantError(.parse, "\(path): the shape (\(dims.joined(separator: ", "))) has a negative dimension")
+        // A crafted shape must not make the size check itself trap, nor pass it with a negative count.
+        let text = "(\(dims.joined(separator: ", ")))"
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw SextantError(.parse, "\(path): the shape \(text) has a negative dimension") }
+        let elementSize = type == .float32 ? 4 : type == .float16 ? 2 : 8
+        let (elements, o1) = shape[0].multipliedReportingOverflow(by: shape.count == 2 ? shape[1] : 1)
+        let (bytes, o2) = elements.multipliedReportingOverflow(by: elementSize)
+        guard !o1, !o2, !bytes.addingReportingOverflow(headerStart + headerLength).overflow else {
+            throw SextantError(.parse, "\(path): the shape \(text) is too large")
         }
         return NPYHeader(elementType: type, rows: shape[0], columns: shape.count == 2 ? shape[1] : 1, dataOffset: headerStart + headerLength)
     }

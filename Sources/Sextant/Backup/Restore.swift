@@ -407,6 +407,7 @@ extension Database {
         guard let length = NPYHeader.length(UnsafeRawBufferPointer(rebasing: prefix[0..<got])), length > got else {
             return try NPYHeader.parse(UnsafeRawBufferPointer(rebasing: prefix[0..<got]), path: path)
         }
+        try NPYHeader.checkLength(length, path: path)
         let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 8)
         defer { bytes.deallocate() }
         bytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: prefix[0..<got]))

@@ -92,6 +92,43 @@ import Testing
         #expect(try state(try db.collection("c")) == expected.last!)
     }
 
+    /// A plain BACKUP.json is not authenticated: a crafted one whose file path climbs out of the chain must
+    /// not make a restore copy a file from outside the chain to outside the staging directory (found by the
+    /// `backup` fuzz target's reasoning; Fuzz/Regressions/backup/path-traversal.bundle).
+    @Test func aDescriptionWhoseFilePathLeavesTheChainIsRefused() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let db = try Database.open(at: dir.sub("db"))
+        defer { db.close() }
+        let c = try db.createCollection("c", dimension: 8, metric: .euclidean)
+        try c.upsert(records(0..<10))
+        try c.flush()
+        try db.backup(to: dir.sub("chain"))
+        let description = dir.sub("chain/backup-000001/BACKUP.json")
+        var m = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: description))) as? [String: Any])
+        var files = try #require(m["files"] as? [[String: Any]])
+        let original = try #require(files[0]["path"] as? String)
+        // The same bytes outside the chain; both the copy's source (in the chain) and its target (in the
+        // restore's staging directory) resolve to it: collections/<id>/../../../.. is two levels above each.
+        let escaping = (original as NSString).deletingLastPathComponent + "/../../../../escaped"
+        let outside = dir.sub("escaped")
+        try FileManager.default.copyItem(atPath: dir.sub("chain/backup-000001/" + original), toPath: outside)
+        files[0]["path"] = escaping
+        m["files"] = files
+        try JSONSerialization.data(withJSONObject: m).write(to: URL(fileURLWithPath: description))
+
+        let expected = "\(description): file \"\(escaping)\" (stored in backup 1) is not a file of this chain"
+        do {
+            try db.restoreBackup(from: dir.sub("chain"))
+            Issue.record("a file path outside the chain was accepted")
+        } catch {
+            #expect(error.code == .corrupt)
+            #expect(error.message == expected)
+        }
+        #expect(Database.verifyBackup(at: dir.sub("chain")).problems == [expected])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["chain", "db", "escaped"])
+    }
+
     @Test func damageAndBrokenChainsAreReportedNamingTheFile() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }

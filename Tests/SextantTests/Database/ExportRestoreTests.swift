@@ -409,4 +409,35 @@ let pythonWithNumpy: String? = {
         #expect(try Database.verify(at: dir.path).isClean)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/collections").count == 1)
     }
+
+    /// Crafted `.npy` headers (found by the npy fuzz target; Fuzz/Regressions/npy) are parse errors: a negative
+    /// dimension used to pass the size check, a huge one to trap in it, and a huge header length made a
+    /// streaming restore allocate it.
+    @Test(arguments: [
+        ("(-5, 8)", 1, 0, "the shape (-5, 8) has a negative dimension"),
+        ("(4611686018427387904, 4)", 1, 0, "the shape (4611686018427387904, 4) is too large"),
+        ("(2, 8)", 2, 0x7FFF_FFF0, "the .npy header is 2147483644 bytes long (at most 1048576 are read)"),
+    ])
+    func craftedNPYHeadersAreRefused(shape: String, major: UInt8, claimedLength: Int, message: String) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let dict = Array("{'descr': '<f4', 'fortran_order': False, 'shape': \(shape), }\n".utf8)
+        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [major, 0]
+        let length = claimedLength > 0 ? claimedLength : dict.count
+        if major == 1 {
+            bytes += [UInt8(length & 0xFF), UInt8(length >> 8)]
+        } else {
+            bytes += (0..<4).map { UInt8((length >> (8 * $0)) & 0xFF) }
+        }
+        bytes += dict + [UInt8](repeating: 0, count: 64)
+        let path = dir.sub("crafted.npy")
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try NPYFile(path: path)
+            Issue.record("accepted the shape \(shape)")
+        } catch {
+            #expect(error.code == .parse)
+            #expect(error.message == "\(path): \(message)")
+        }
+    }
 }

@@ -175,5 +175,31 @@ import Testing
         // A truncated archive too.
         try data.prefix(data.count - 40).write(to: URL(fileURLWithPath: dir.sub("short.sxa")))
         #expect(throws: SextantError.self) { try b.importSnapshotArchive(dir.sub("short.sxa"), as: "short") }
+
+        // Sizes past Int.max (a crafted archive; found by the archive fuzz target, Fuzz/Regressions/archive)
+        // are refused as damage instead of trapping in a conversion: an entry's size, the footer's count.
+        let intact = try Data(contentsOf: URL(fileURLWithPath: dir.sub("s.sxa")))
+        let pathLength = Int(intact.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 16, as: UInt32.self) })
+        var huge = intact
+        for i in 0..<8 { huge[16 + 4 + pathLength + i] = 0xFF }
+        try huge.write(to: URL(fileURLWithPath: dir.sub("huge.sxa")))
+        do {
+            try b.importSnapshotArchive(dir.sub("huge.sxa"), as: "huge")
+            Issue.record("an entry size of 2^64-1 was accepted")
+        } catch {
+            #expect(error.code == .corrupt)
+            #expect(error.message == "\(dir.sub("huge.sxa")): offset 16: entry 'SNAPSHOT' runs past the end")
+        }
+        var count = intact
+        for i in 0..<8 { count[count.count - 28 + 8 + i] = 0xFF }
+        try count.write(to: URL(fileURLWithPath: dir.sub("count.sxa")))
+        do {
+            try b.importSnapshotArchive(dir.sub("count.sxa"), as: "count")
+            Issue.record("an entry count of 2^64-1 was accepted")
+        } catch {
+            #expect(error.code == .corrupt)
+            #expect(error.message == "\(dir.sub("count.sxa")): offset \(count.count - 28): bad footer (truncated or damaged archive)")
+        }
+        #expect(try b.snapshots().map(\.name) == ["s"])
     }
 }
