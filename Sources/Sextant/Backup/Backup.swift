@@ -361,38 +361,38 @@ extension Database {
 
     /// Copies a file (atomically, durably) and returns the CRC-32C of its bytes.
     static func copyWithChecksum(_ io: any FileIO, _ from: String, to: String) throws(SextantError) -> UInt32 {
-        let src = try io.open(from, flags: O_RDONLY, mode: 0)
-        defer { io.close(src) }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
-        defer { buffer.deallocate() }
         var crc: UInt32 = 0
         try io.createAtomically(to) { (fd, tmp) throws(SextantError) in
-            var offset = 0
-            while true {
-                let got = try io.pread(src, into: buffer, at: Int64(offset), path: from)
-                if got == 0 { break }
-                let slice = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
+            try forEachChunk(io, of: from) { (slice) throws(SextantError) in
                 crc = CRC32C.checksum(slice, seed: crc)
                 try io.write(fd, slice, path: tmp)
-                offset += got
             }
         }
         return crc
     }
 
     static func checksum(_ io: any FileIO, _ path: String) throws(SextantError) -> (UInt32, Int) {
+        var crc: UInt32 = 0
+        var bytes = 0
+        try forEachChunk(io, of: path) { (slice) throws(SextantError) in
+            crc = CRC32C.checksum(slice, seed: crc)
+            bytes += slice.count
+        }
+        return (crc, bytes)
+    }
+
+    /// Reads the file at `path` in 1 MiB pieces, in order, handing each to `body`.
+    static func forEachChunk(_ io: any FileIO, of path: String, _ body: (UnsafeRawBufferPointer) throws(SextantError) -> Void) throws(SextantError) {
         let fd = try io.open(path, flags: O_RDONLY, mode: 0)
         defer { io.close(fd) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
         defer { buffer.deallocate() }
-        var crc: UInt32 = 0
         var offset = 0
         while true {
             let got = try io.pread(fd, into: buffer, at: Int64(offset), path: path)
             if got == 0 { break }
-            crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer[0..<got]), seed: crc)
+            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
             offset += got
         }
-        return (crc, offset)
     }
 }

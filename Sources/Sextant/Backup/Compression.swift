@@ -168,7 +168,7 @@ final class ContentWriter {
 /// Reads a file's content through an optional decryptor, then an optional decompressor, keeping the
 /// CRC-32C and size of what it returned, so a caller can check a file against its manifest in the same
 /// pass that uses its bytes. With decryption, every byte returned has been authenticated.
-final class ContentReader {
+final class ContentReader: ChunkSource {
     let path: String
     let io: any FileIO
     private let fd: Int32
@@ -237,16 +237,6 @@ final class ContentReader {
         return got
     }
 
-    /// Fills `buffer` unless the content ends first; returns the bytes read.
-    func readFully(into buffer: UnsafeMutableRawBufferPointer) throws(SextantError) -> Int {
-        var done = 0
-        while done < buffer.count {
-            let got = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
-            if got == 0 { break }
-            done += got
-        }
-        return done
-    }
 
     /// Reads (and checksums) whatever is left.
     func drain() throws(SextantError) {
@@ -275,4 +265,23 @@ func decompress(
         }
     }
     return (reader.crc, reader.count)
+}
+
+/// A stream read in pieces: a decompressing or decrypting reader.
+protocol ChunkSource {
+    /// Reads the next bytes into `buffer`; 0 at the end.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(SextantError) -> Int
+}
+
+extension ChunkSource {
+    /// Fills `buffer` unless the content ends first; returns the bytes read.
+    func readFully(into buffer: UnsafeMutableRawBufferPointer) throws(SextantError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let got = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+            if got == 0 { break }
+            done += got
+        }
+        return done
+    }
 }

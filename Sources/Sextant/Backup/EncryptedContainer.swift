@@ -240,7 +240,7 @@ final class EncryptingWriter {
 /// Opens an encrypted container chunk by chunk, authenticating each chunk before any of its bytes are
 /// returned. Reads about 1 MiB of chunks at a time. The first failure sticks: every later read throws it
 /// again.
-final class DecryptingReader {
+final class DecryptingReader: ChunkSource {
     let path: String
     let header: EncryptedContainer.Header
     private let io: any FileIO
@@ -399,21 +399,12 @@ package enum EncryptedFile {
     /// Copies `from` into a new container at `to` (atomically, durably). Returns the plaintext's CRC-32C
     /// and the container's salt (hex).
     static func copyEncrypting(io: any FileIO, _ from: String, to: String, key: EncryptionKey, context: String) throws(SextantError) -> (crc: UInt32, salt: String) {
-        let src = try io.open(from, flags: O_RDONLY, mode: 0)
-        defer { io.close(src) }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
-        defer { buffer.deallocate() }
         var crc: UInt32 = 0
         let salt = try io.createAtomically(to) { (fd, tmp) throws(SextantError) in
             let w = EncryptingWriter(key: key, context: context) { (b) throws(SextantError) in try io.write(fd, b, path: tmp) }
-            var offset = 0
-            while true {
-                let got = try io.pread(src, into: buffer, at: Int64(offset), path: from)
-                if got == 0 { break }
-                let slice = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
+            try Database.forEachChunk(io, of: from) { (slice) throws(SextantError) in
                 crc = CRC32C.checksum(slice, seed: crc)
                 try w.write(slice)
-                offset += got
             }
             try w.finish()
             return w.header.saltHex
@@ -457,15 +448,3 @@ package enum EncryptedFile {
     }
 }
 
-extension DecryptingReader {
-    /// Fills `buffer` unless the content ends first; returns the bytes read.
-    func readFully(into buffer: UnsafeMutableRawBufferPointer) throws(SextantError) -> Int {
-        var done = 0
-        while done < buffer.count {
-            let got = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
-            if got == 0 { break }
-            done += got
-        }
-        return done
-    }
-}

@@ -12,22 +12,6 @@ import Glibc
 /// A string that must never appear in an encrypted file's bytes.
 private let secret = "ZebraQuasar-7f3e-confidential"
 
-/// Expects `body` to throw a ``SextantError`` with `code` whose message contains every fragment.
-private func expectError(
-    _ code: SextantError.Code, _ fragments: String..., sourceLocation: SourceLocation = #_sourceLocation,
-    _ body: () throws -> Void
-) {
-    do {
-        try body()
-        Issue.record("expected \(code) (\(fragments)), nothing was thrown", sourceLocation: sourceLocation)
-    } catch let error as SextantError {
-        #expect(error.code == code, "\(error.code): \(error.message)", sourceLocation: sourceLocation)
-        for f in fragments { #expect(error.message.contains(f), "'\(f)' is not in: \(error.message)", sourceLocation: sourceLocation) }
-    } catch {
-        Issue.record("expected a SextantError \(code), got \(error)", sourceLocation: sourceLocation)
-    }
-}
-
 private func read(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
 private func write(_ data: Data, _ path: String) throws { try data.write(to: URL(fileURLWithPath: path)) }
 

@@ -5,27 +5,16 @@ import Foundation
 import SextantTestSupport
 import Testing
 
-/// Runs `body`, which must throw a `SextantError` with `code` whose message contains every phrase.
-private func expectError(
-    _ code: SextantError.Code, _ phrases: String..., sourceLocation: SourceLocation = #_sourceLocation,
-    _ body: () throws -> Void
-) {
-    do {
-        try body()
-        Issue.record("expected a \(code) error", sourceLocation: sourceLocation)
-    } catch let e as SextantError {
-        #expect(e.code == code, "\(e.code): \(e.message)", sourceLocation: sourceLocation)
-        for p in phrases { #expect(e.message.contains(p), "\(e.message) lacks \(p)", sourceLocation: sourceLocation) }
-    } catch {
-        Issue.record("not a SextantError: \(error)", sourceLocation: sourceLocation)
-    }
+/// A database whose flushes and graph builds happen only when a test asks.
+private func openWithoutBackgroundWork(_ dir: TemporaryDirectory) throws -> Database {
+    var config = Configuration()
+    config.backgroundWork = false
+    return try Database.open(at: dir.sub("db"), configuration: config)
 }
 
 /// A database with one collection of `count` small integer vectors (ids 0..<count, documents "doc i").
 private func smallCollection(_ dir: TemporaryDirectory, metric: Metric = .euclidean, count: Int = 20) throws -> (Database, VectorCollection) {
-    var config = Configuration()
-    config.backgroundWork = false
-    let db = try Database.open(at: dir.sub("db"), configuration: config)
+    let db = try openWithoutBackgroundWork(dir)
     let c = try db.createCollection("c", dimension: 4, metric: metric)
     try c.upsert((0..<count).map { Record(id: .int(UInt64($0)), vector: [Float($0 + 1), 1, 0, 0], document: "doc \($0)") })
     return (db, c)
@@ -91,9 +80,7 @@ private func smallCollection(_ dir: TemporaryDirectory, metric: Metric = .euclid
     func vectorsWhoseDistancesWouldOverflowAreRefused(metric: Metric) throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        var config = Configuration()
-        config.backgroundWork = false
-        let db = try Database.open(at: dir.sub("db"), configuration: config)
+        let db = try openWithoutBackgroundWork(dir)
         defer { db.close() }
         let c = try db.createCollection("c", dimension: 4, metric: metric)
         try c.upsert(.int(1), vector: [1, 2, 3, 4])
@@ -129,9 +116,7 @@ private func smallCollection(_ dir: TemporaryDirectory, metric: Metric = .euclid
     func vectorsAtTheLimitGiveFiniteScores(metric: Metric) throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        var config = Configuration()
-        config.backgroundWork = false
-        let db = try Database.open(at: dir.sub("db"), configuration: config)
+        let db = try openWithoutBackgroundWork(dir)
         defer { db.close() }
         let d = 64, n = 1024  // enough rows that the planner walks the graph at ef 16
         let c = try db.createCollection("c", dimension: d, metric: metric, index: IndexConfiguration(minimumRowsForGraph: 16))
@@ -182,9 +167,7 @@ private func smallCollection(_ dir: TemporaryDirectory, metric: Metric = .euclid
     func exactSearchKeepsRecordsWithInfiniteOrNaNDistances(metric: Metric) throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        var config = Configuration()
-        config.backgroundWork = false
-        let db = try Database.open(at: dir.sub("db"), configuration: config)
+        let db = try openWithoutBackgroundWork(dir)
         defer { db.close() }
         let c = try db.createCollection("c", dimension: 4, metric: metric, index: IndexConfiguration(minimumRowsForGraph: 1_000_000))
         let big: Float = 3.4e38
@@ -260,9 +243,7 @@ private func smallCollection(_ dir: TemporaryDirectory, metric: Metric = .euclid
     @Test func aBatchOverOneGiBIsRefusedBeforeAnythingIsWritten() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        var config = Configuration()
-        config.backgroundWork = false
-        let db = try Database.open(at: dir.sub("db"), configuration: config)
+        let db = try openWithoutBackgroundWork(dir)
         defer { db.close() }
         let d = 65_536
         let c = try db.createCollection("c", dimension: d, metric: .euclidean)
