@@ -82,6 +82,9 @@ double sx_sumsq_f64(const float *v, size_t d);
 // do. Advisory only (no durability promise); returns 0, or -1 with errno set; a no-op elsewhere.
 int sx_start_writeback(int fd, int64_t offset, int64_t length);
 
+/// CPUs in the calling thread's affinity mask (sched_getaffinity, which needs _GNU_SOURCE); 0 if unknown.
+int sx_affinity_cpu_count(void);
+
 #ifdef __cplusplus
 }
 #endif

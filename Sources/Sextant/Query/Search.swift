@@ -138,7 +138,7 @@ extension VectorCollection {
 
     private var configuration_searchThreads: Int {
         let n = databaseConfiguration.searchThreads
-        return n > 0 ? n : ProcessInfoCores.count
+        return n > 0 ? n : AvailableCPUs.count
     }
 
     /// A query vector obeys the rules of stored vectors (see ``validate(_:vector:index:)``): finite values
@@ -187,15 +187,6 @@ extension VectorCollection {
     }
 }
 
-enum ProcessInfoCores {
-    static let count: Int = {
-        #if canImport(Glibc)
-        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        #else
-        return 1
-        #endif
-    }()
-}
 
 #if canImport(Glibc)
 import Glibc

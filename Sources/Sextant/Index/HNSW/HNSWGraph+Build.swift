@@ -53,7 +53,7 @@ extension HNSWGraph {
         let growLock = StripedLocks(stripes: 1)
         let next = Atomic<Int>(1)
         let stopped = Atomic<Bool>(false)
-        let workers = max(1, min(threads > 0 ? threads : ProcessInfoCores.count, count / 1000 + 1))
+        let workers = max(1, min(threads > 0 ? threads : AvailableCPUs.count, count / 1000 + 1))
         do {
             DispatchQueue.concurrentPerform(iterations: workers) { _ in
                 let ctx = SearchContext(count: count, maxLinks: 2 * m)
