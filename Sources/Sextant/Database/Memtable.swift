@@ -96,9 +96,18 @@ package struct MemtableRows: SegmentRowSource {
     package var rowCount: Int { rows.count }
     package func vector(_ row: Int) -> UnsafeBufferPointer<Float> { table.vector(rows[row]) }
     package func inverseNorm(_ row: Int) -> Float { table.inverseNorms[rows[row]] }
-    package func key(_ row: Int) -> UnsafeRawBufferPointer { table.keys[rows[row]].withUnsafeBytes { $0 } }
-    package func metadata(_ row: Int) -> UnsafeRawBufferPointer { table.metadata[rows[row]].withUnsafeBytes { $0 } }
-    package func document(_ row: Int) -> UnsafeRawBufferPointer? { documents[row]?.withUnsafeBytes { $0 } }
+    package func withPayload<R>(
+        _ row: Int, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, UnsafeRawBufferPointer?) throws(SextantError) -> R
+    ) throws(SextantError) -> R {
+        try table.keys[rows[row]].withBytes { (key) throws(SextantError) in
+            try table.metadata[rows[row]].withBytes { (metadata) throws(SextantError) in
+                if let document = documents[row] {
+                    return try document.withBytes { (d) throws(SextantError) in try body(key, metadata, d) }
+                }
+                return try body(key, metadata, nil)
+            }
+        }
+    }
 }
 
 /// Live rows of sealed segments, as a segment source (compaction).
@@ -110,9 +119,13 @@ package struct SegmentRows: SegmentRowSource {
         return UnsafeBufferPointer(start: try s.vectors() + r * s.dimension, count: s.dimension)
     }
     package func inverseNorm(_ row: Int) throws(SextantError) -> Float { try rows[row].segment.inverseNorms()[rows[row].row] }
-    package func key(_ row: Int) throws(SextantError) -> UnsafeRawBufferPointer { try rows[row].segment.key(rows[row].row) }
-    package func metadata(_ row: Int) throws(SextantError) -> UnsafeRawBufferPointer { try rows[row].segment.metadata(rows[row].row) }
-    package func document(_ row: Int) throws(SextantError) -> UnsafeRawBufferPointer? { try rows[row].segment.document(rows[row].row) }
+    package func withPayload<R>(
+        _ row: Int, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, UnsafeRawBufferPointer?) throws(SextantError) -> R
+    ) throws(SextantError) -> R {
+        // Mapped bytes: valid while the segment is, which outlives the write.
+        let (s, r) = rows[row]
+        return try body(try s.key(r), try s.metadata(r), try s.document(r))
+    }
     package func releasePages() {
         var seen = Set<ObjectIdentifier>()
         for (s, _) in rows where seen.insert(ObjectIdentifier(s)).inserted { s.releaseAllPages() }

@@ -340,14 +340,22 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
         return try commit(.init(mutations: ids.map { .delete($0) }))
     }
 
-    /// Deletes every record passing `filter`, atomically (one batch): records written after the filter
-    /// was evaluated are not affected.
+    /// Deletes every record passing `filter`, atomically (one batch). The filter is evaluated by the commit
+    /// leader, between the batches before it and those after it: a record written concurrently is either
+    /// seen by the filter or written after the delete, never deleted after it was rewritten.
     /// - Returns: how many records were deleted.
     @discardableResult
     public func delete(filter: Filter) throws(SextantError) -> Int {
         let compiled = try CompiledFilter(filter, tokenizer: index.tokenizer)
+        return try commit(.init(resolvingWith: Mutation.Resolver { () throws(SextantError) -> [Mutation] in
+            try self.matchingIDs(compiled).map { .delete($0) }
+        }))
+    }
+
+    /// The ids of the live records passing `filter`, now.
+    private func matchingIDs(_ filter: CompiledFilter) throws(SextantError) -> [RecordID] {
         let view = try readView()
-        let masks = try masks(compiled, view)
+        let masks = try masks(filter, view)
         var ids: [RecordID] = []
         ids.reserveCapacity(masks.total)
         for (i, sealed) in view.segments.enumerated() {
@@ -357,15 +365,15 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
             let tableIDs = state.withLock { _ in table.ids }
             masks.memtables[j].forEachSet { ids.append(tableIDs[$0]) }
         }
-        if ids.isEmpty { return 0 }
-        return try commit(.init(mutations: ids.map { .delete($0) }))
+        return ids
     }
 
     /// Writes mutations that were validated by the caller (import paths that parse straight into mutations).
     package func commit(_ batch: Mutation.Batch) throws(SextantError) -> Int {
-        guard !batch.mutations.isEmpty || batch.freeze else { return 0 }
+        let writes = !batch.mutations.isEmpty || batch.resolver != nil
+        guard writes || batch.freeze else { return 0 }
         try checkWritable()
-        if !batch.mutations.isEmpty, let reason = state.withLock({ $0.writeBlock }) { throw SextantError(.locked, reason) }
+        if writes, let reason = state.withLock({ $0.writeBlock }) { throw SextantError(.locked, reason) }
         // One log record per batch, and the reader refuses records over 1 GiB: refuse the batch now, before
         // anything is written. (A hidden restore collection writes no log, but its batches are still
         // encoded, with u32 lengths.)
@@ -438,7 +446,35 @@ public final class VectorCollection: @unchecked Sendable {  // mutable state liv
     package static let minCosineSumOfSquares = Limits.minCosineVectorNorm * Limits.minCosineVectorNorm
 
     /// Runs on the leader's thread with every queued batch.
+    /// Commits a group. Batches that resolve their mutations when they are committed (``delete(filter:)``)
+    /// are resolved in turn, after everything before them in the group is applied, so they see it.
     private func lead(_ group: [Mutation.Batch]) -> [Result<Int, SextantError>] {
+        guard group.contains(where: { $0.resolver != nil }) else { return leadResolved(group) }
+        var results: [Result<Int, SextantError>] = []
+        var run: [Mutation.Batch] = []
+        for batch in group {
+            guard let resolver = batch.resolver else {
+                run.append(batch)
+                continue
+            }
+            if !run.isEmpty { results += leadResolved(run) }
+            run = []
+            do throws(SextantError) {
+                var resolved = batch
+                resolved.mutations = try resolver.body()
+                resolved.resolver = nil
+                try checkWritable()
+                try Limits.checkBatchBytes(resolved.mutations, limit: state.withLock { $0.unlogged } ? Limits.maxUnloggedBatchBytes : Limits.maxBatchBytes)
+                results += resolved.mutations.isEmpty && !resolved.freeze ? [.success(0)] : leadResolved([resolved])
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        if !run.isEmpty { results += leadResolved(run) }
+        return results
+    }
+
+    private func leadResolved(_ group: [Mutation.Batch]) -> [Result<Int, SextantError>] {
         do {
             let upserts = group.reduce(0) { $0 + $1.mutations.reduce(0) { $0 + ($1.kind == .upsert ? 1 : 0) } }
             let wantsFreeze = group.contains { $0.freeze }
@@ -1332,10 +1368,22 @@ extension Mutation {
     package struct Batch: Sendable {
         package var mutations: [Mutation]
         package var freeze = false
+        /// Set for a batch whose mutations are decided by the commit leader, when its turn comes.
+        package var resolver: Resolver?
         package init(mutations: [Mutation], freeze: Bool = false) {
             self.mutations = mutations
             self.freeze = freeze
         }
+        package init(resolvingWith resolver: Resolver) {
+            self.mutations = []
+            self.resolver = resolver
+        }
+    }
+
+    /// Computes a batch's mutations on the commit leader's thread, while the submitter waits for it.
+    package final class Resolver: @unchecked Sendable {  // called once, by the leader, while its owner waits
+        let body: () throws(SextantError) -> [Mutation]
+        package init(_ body: @escaping () throws(SextantError) -> [Mutation]) { self.body = body }
     }
 }
 

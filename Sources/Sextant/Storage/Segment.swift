@@ -80,10 +80,12 @@ package protocol SegmentRowSource {
     var rowCount: Int { get }
     func vector(_ row: Int) throws(SextantError) -> UnsafeBufferPointer<Float>
     func inverseNorm(_ row: Int) throws(SextantError) -> Float
-    func key(_ row: Int) throws(SextantError) -> UnsafeRawBufferPointer
-    func metadata(_ row: Int) throws(SextantError) -> UnsafeRawBufferPointer
-    /// nil when the row has no document.
-    func document(_ row: Int) throws(SextantError) -> UnsafeRawBufferPointer?
+    /// Calls `body` with the row's key, metadata and document (nil when the row has none), valid only
+    /// during the call: a source holding them in Swift arrays cannot lend their bytes any longer.
+    func withPayload<R>(
+        _ row: Int,
+        _ body: (_ key: UnsafeRawBufferPointer, _ metadata: UnsafeRawBufferPointer, _ document: UnsafeRawBufferPointer?) throws(SextantError) -> R
+    ) throws(SextantError) -> R
     /// Called as the writer streams through the rows: a source reading mapped files may give their
     /// resident pages back (they stay in the page cache).
     func releasePages()
@@ -459,9 +461,10 @@ package enum SegmentWriter {
         let builder = try SegmentBuilder(io: io, path: path, segmentID: segmentID, dimension: dimension, metric: metric)
         let step = max(1, (32 << 20) / max(1, dimension * 4))
         for row in 0..<source.rowCount {
-            try builder.append(
-                vector: try source.vector(row), inverseNorm: try source.inverseNorm(row), key: try source.key(row),
-                metadata: try source.metadata(row), document: try source.document(row))
+            let vector = try source.vector(row), inverseNorm = try source.inverseNorm(row)
+            try source.withPayload(row) { (key, metadata, document) throws(SextantError) in
+                try builder.append(vector: vector, inverseNorm: inverseNorm, key: key, metadata: metadata, document: document)
+            }
             if row % step == step - 1 { source.releasePages() }
         }
         source.releasePages()

@@ -69,4 +69,45 @@ import Testing
         #expect(try reopened.collection("c").count() == writers * perWriter)
         reopened.close()
     }
+
+    /// `delete(filter:)` against writers rewriting the records it matches: a record rewritten so it no
+    /// longer matches is never deleted afterwards. The filter is evaluated by the commit leader, between
+    /// batches, so each rewrite lands wholly before the evaluation (and is not matched) or after the delete
+    /// (and survives it). Checked on every round against that rule.
+    @Test func deleteByFilterNeverDeletesARecordRewrittenConcurrently() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let db = try Database.open(at: dir.path)
+        defer { db.close() }
+        let c = try db.createCollection("c", dimension: 4, metric: .euclidean)
+        let ids = 300
+        let old = try Filter(json: #"{"must":[{"key":"tag","match":{"value":"old"}}]}"#)
+        for round in 0..<20 {
+            try c.upsert((0..<ids).map { Record(id: .int(UInt64($0)), vector: [Float($0), 1, 2, 3], metadata: ["tag": "old"]) })
+            let failure = Locked<SextantError?>(nil)
+            DispatchQueue.concurrentPerform(iterations: 3) { t in
+                do throws(SextantError) {
+                    if t == 0 {
+                        _ = try c.delete(filter: old)
+                    } else {
+                        // Rewrite every id as "new", in small batches, interleaving with the delete.
+                        for start in stride(from: t - 1, to: ids, by: 20) {
+                            let batch = stride(from: start, to: min(ids, start + 20), by: 2).map {
+                                Record(id: .int(UInt64($0)), vector: [Float($0), 9, 9, 9], metadata: ["tag": "new"])
+                            }
+                            try c.upsert(batch)
+                        }
+                    }
+                } catch { failure.withLock { $0 = error } }
+            }
+            #expect(failure.withLock { $0 } == nil)
+            // Every record was rewritten as "new" at some point; a "new" record is never matched by the
+            // filter, so each one is present. No "old" record survives the delete.
+            let all = try c.scroll(limit: 10_000, include: .metadata).records
+            #expect(all.count == ids, "round \(round): \(ids - all.count) rewritten records were deleted")
+            #expect(all.allSatisfy { $0.metadata?["tag"]?.stringValue == "new" }, "round \(round)")
+            _ = try c.delete(filter: Filter(json: #"{"must":[{"key":"tag","match":{"value":"new"}}]}"#))
+            #expect(try c.count() == 0)
+        }
+    }
 }
