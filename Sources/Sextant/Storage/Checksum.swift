@@ -16,3 +16,15 @@ package enum CRC32C {
         bytes.withUnsafeBytes { checksum($0, seed: seed) }
     }
 }
+
+/// MurmurHash3's 64-bit finalizer: key hashes (Bloom filters) and the graph build's level draws.
+@inline(__always)
+func mix64(_ x: UInt64) -> UInt64 {
+    var h = x
+    h ^= h >> 33
+    h = h &* 0xff51_afd7_ed55_8ccd
+    h ^= h >> 33
+    h = h &* 0xc4ce_b9fe_1a85_ec53
+    h ^= h >> 33
+    return h
+}

@@ -196,18 +196,6 @@ extension HNSWGraph {
     #endif
 }
 
-/// MurmurHash3's 64-bit finalizer.
-@inline(__always)
-func mix64(_ x: UInt64) -> UInt64 {
-    var h = x
-    h ^= h >> 33
-    h = h &* 0xff51_afd7_ed55_8ccd
-    h ^= h >> 33
-    h = h &* 0xc4ce_b9fe_1a85_ec53
-    h ^= h >> 33
-    return h
-}
-
 /// The graph's entry point and top level while it is being built.
 final class EntryState: Sendable {
     let state: Locked<(entry: Int, maxLevel: Int)>
