@@ -127,7 +127,7 @@ package struct NPYHeader {
             headerLength = Int(bytes.u32(at: 8))
             headerStart = 12
         default:
-            throw SextantError(.unsupportedVersion, "\(path): .npy format version \(major) is not supported")
+            throw SextantError(.unsupportedVersion, "\(path): .npy format version \(major) is not supported (this build reads versions 1 to 3)")
         }
         try checkLength(headerStart + headerLength, path: path)
         guard headerStart + headerLength <= size else { throw SextantError(.parse, "\(path): truncated .npy header") }

@@ -35,7 +35,7 @@ package enum DeletionFile {
         return try bytes.withBytes { (b) throws(SextantError) -> Bitmap in
             guard Array(b[0..<8]) == magic else { throw SextantError(.corrupt, "\(path): offset 0: bad deletion-file magic") }
             guard b.u32(at: 8) == version else {
-                throw SextantError(.unsupportedVersion, "\(path): deletion file version \(b.u32(at: 8)) is not supported")
+                throw SextantError(.unsupportedVersion, "\(path): deletion file version \(b.u32(at: 8)) is not supported (this build reads version \(version))")
             }
             guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<(b.count - 4)])) == b.u32(at: b.count - 4) else {
                 throw SextantError(.corrupt, "\(path): offset \(b.count - 4): deletion file checksum mismatch")

@@ -124,7 +124,7 @@ package final class QuantizedVectors: @unchecked Sendable {  // immutable but fo
             throw SextantError(.corrupt, "\(path): offset 0: not a Sextant quantized-vector file")
         }
         guard map.u32(at: 8) == Self.version else {
-            throw SextantError(.unsupportedVersion, "\(path): quantized-vector format version \(map.u32(at: 8)) is not supported")
+            throw SextantError(.unsupportedVersion, "\(path): quantized-vector format version \(map.u32(at: 8)) is not supported (this build reads version \(Self.version))")
         }
         guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: map[0..<60])) == map.u32(at: 60) else {
             throw SextantError(.corrupt, "\(path): offset 0: quantized-vector header checksum mismatch")
